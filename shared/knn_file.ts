@@ -1,0 +1,105 @@
+/**
+ * kNN files `knns/<name>/<method>_k_<k>.npz`, key `data`. Two layouts are read:
+ * - dense `(N, 2, k)` float64 (faiss runs): `data[i,0,:]` neighbour ids, `data[i,1,:]` distances = 1 − cosine;
+ * - ragged object array `(N, 2)` of per-row ndarrays (hnsw runs whose rows can be shorter than k), padded here
+ *   like the original's `fast_knns2spmat` does: neighbour −1, distance 1.
+ * Written always in the dense layout, deflated, loadable by `np.load(f)['data']`.
+ * @module
+ */
+import { LtcError } from "./errors.ts";
+import type { NdArray } from "./ndarray.ts";
+import { toNumbers } from "./ndarray.ts";
+import { NpzFile, writeNpz } from "./npy.ts";
+
+/** A kNN graph: row i's neighbours `nbrs[i*k .. i*k+k)` (−1 = none) and distances (1 − cosine). */
+export interface KnnGraph {
+  n: number;
+  k: number;
+  /** neighbour ids, row-major N × k; −1 marks padding */
+  nbrs: Int32Array;
+  /** distances 1 − cos, row-major N × k, float32 (the original computes them in float32 too) */
+  dists: Float32Array;
+}
+
+/** Read a kNN `.npz` in either layout; errors name the file. */
+export function readKnn(path: string): KnnGraph {
+  const arr = new NpzFile(path).get("data");
+  if (arr.dtype === "O") return fromRagged(arr, path);
+  if (arr.shape.length !== 3 || arr.shape[1] !== 2) {
+    throw new LtcError(`${path}: kNN array has shape (${arr.shape.join(", ")}), expected (N, 2, k)`);
+  }
+  const [n, , k] = arr.shape as [number, number, number];
+  if (n === 0 || k === 0) throw new LtcError(`${path}: kNN array is empty`);
+  const values = arr.dtype === "f8" ? arr.data as Float64Array : toNumbers(arr);
+  const nbrs = new Int32Array(n * k);
+  const dists = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) {
+    const base = i * 2 * k;
+    for (let j = 0; j < k; j++) {
+      const id = values[base + j]!;
+      if (!Number.isInteger(id) || id < -1 || id >= n) {
+        throw new LtcError(`${path}: row ${i} has neighbour id ${id}, outside 0..${n - 1}`);
+      }
+      nbrs[i * k + j] = id;
+      dists[i * k + j] = values[base + k + j]!;
+    }
+  }
+  return { n, k, nbrs, dists };
+}
+
+function fromRagged(arr: NdArray, path: string): KnnGraph {
+  if (arr.shape.length !== 2 || arr.shape[1] !== 2) {
+    throw new LtcError(`${path}: object kNN array has shape (${arr.shape.join(", ")}), expected (N, 2)`);
+  }
+  const n = arr.shape[0]!;
+  const cells = arr.data as NdArray[];
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const ids = cells[2 * i];
+    if (!ids || !Array.isArray(ids.shape)) throw new LtcError(`${path}: row ${i} is not an ndarray pair`);
+    k = Math.max(k, ids.shape[0] ?? 0);
+  }
+  if (n === 0 || k === 0) throw new LtcError(`${path}: kNN array is empty`);
+  const nbrs = new Int32Array(n * k).fill(-1);
+  const dists = new Float32Array(n * k).fill(1);
+  for (let i = 0; i < n; i++) {
+    const ids = toNumbers(cells[2 * i]!);
+    const ds = toNumbers(cells[2 * i + 1]!);
+    if (ids.length !== ds.length) {
+      throw new LtcError(`${path}: row ${i} has ${ids.length} ids but ${ds.length} distances`);
+    }
+    for (let j = 0; j < ids.length; j++) {
+      const id = ids[j]!;
+      if (!Number.isInteger(id) || id < -1 || id >= n) {
+        throw new LtcError(`${path}: row ${i} has neighbour id ${id}, outside 0..${n - 1}`);
+      }
+      nbrs[i * k + j] = id;
+      dists[i * k + j] = ds[j]!;
+    }
+  }
+  return { n, k, nbrs, dists };
+}
+
+/** Encode a graph in the dense `(N, 2, k)` float64 layout. */
+export function knnToArray(g: KnnGraph): NdArray {
+  const { n, k } = g;
+  const out = new Float64Array(n * 2 * k);
+  for (let i = 0; i < n; i++) {
+    const base = i * 2 * k;
+    for (let j = 0; j < k; j++) {
+      out[base + j] = g.nbrs[i * k + j]!;
+      out[base + k + j] = g.dists[i * k + j]!;
+    }
+  }
+  return { dtype: "f8", shape: [n, 2, k], data: out };
+}
+
+/** Write a kNN graph as the original's compressed dense `.npz` (atomically). */
+export function writeKnn(path: string, g: KnnGraph): void {
+  writeNpz(path, { data: knnToArray(g) });
+}
+
+/** File name the original uses for a kNN graph: `<method>_k_<k>.npz`. */
+export function knnFileName(method: string, k: number): string {
+  return `${method}_k_${k}.npz`;
+}

@@ -1,0 +1,161 @@
+/**
+ * numpy `.npy` and `.npz` files: read and write, stored (`np.savez`) and deflated (`np.savez_compressed`) archives,
+ * dtypes f4 f8 i4 i8 u1 b1 (and the other plain integer types), C order, 0-d arrays, and object arrays through the
+ * safe pickle reader. Every failure is an {@linkcode LtcError} naming the file.
+ * @module
+ */
+import { LtcError, readFileChecked } from "./errors.ts";
+import { type DType, fromRawBytes, itemSize, type NdArray, type NumericData, parseDescr, sizeOf } from "./ndarray.ts";
+import { unpickle } from "./pickle.ts";
+import { buildZip, concat, readZip } from "./zip.ts";
+import { writeFileAtomic } from "./artifact.ts";
+
+export type { DType, NdArray } from "./ndarray.ts";
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+
+/** Parse one `.npy` payload. `path` names the file (or `archive.npz:member`) in errors. */
+export function parseNpy(bytes: Uint8Array, path: string): NdArray {
+  const bad = (what: string): never => {
+    throw new LtcError(`${path}: not a valid .npy array (${what})`);
+  };
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) bad("missing \\x93NUMPY magic");
+  const major = bytes[6]!;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let headerLen: number, start: number;
+  if (major === 1) headerLen = view.getUint16(8, true), start = 10;
+  else if (major === 2 || major === 3) {
+    if (bytes.length < 12) bad("truncated header");
+    headerLen = view.getUint32(8, true), start = 12;
+  } else return bad(`unknown format version ${major}`);
+  if (start + headerLen > bytes.length) bad("truncated header");
+  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(start, start + headerLen));
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr === undefined) return bad("header has no plain 'descr' (structured dtypes are not supported)");
+  if (fortran === undefined || shapeText === undefined) return bad("header lacks fortran_order or shape");
+  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s.length > 0).map((s) => {
+    const v = Number(s.replace(/L$/, ""));
+    if (!Number.isInteger(v) || v < 0) bad(`bad shape (${shapeText})`);
+    return v;
+  });
+  if (fortran === "True" && shape.filter((s) => s > 1).length > 1) {
+    throw new LtcError(`${path}: Fortran-order arrays are not supported; save the array in C order`);
+  }
+  let dtype: DType, littleEndian: boolean;
+  try {
+    ({ dtype, littleEndian } = parseDescr(descr));
+  } catch {
+    throw new LtcError(`${path}: unsupported dtype '${descr}' (supported: f4 f8 i4 i8 u1 b1 and plain ints)`);
+  }
+  const body = bytes.subarray(start + headerLen);
+  if (dtype === "O") {
+    const { value } = unpickle(body, 0, { path });
+    const arr = value as NdArray;
+    if (!arr || !Array.isArray(arr.shape)) return bad("object array pickle does not hold an ndarray");
+    return arr;
+  }
+  const need = sizeOf(shape) * itemSize(dtype);
+  if (body.length < need) bad(`data truncated: ${body.length} bytes, shape needs ${need}`);
+  return fromRawBytes(body, dtype, shape, { littleEndian, fortranOrder: false });
+}
+
+/** Read a `.npy` file. */
+export function readNpy(path: string): NdArray {
+  return parseNpy(readFileChecked(path), path);
+}
+
+/** The members of a `.npz` file, keyed without the `.npy` suffix, parsed lazily. */
+export class NpzFile {
+  readonly #entries: Map<string, () => Uint8Array>;
+  /** @param path file to open; the archive's directory is read at once, members on demand */
+  constructor(readonly path: string) {
+    const bytes = readFileChecked(path);
+    const zip = readZip(bytes, path);
+    this.#entries = new Map();
+    for (const [name, e] of zip) this.#entries.set(name.replace(/\.npy$/, ""), () => e.read());
+  }
+  /** The member names (keys), in archive order. */
+  keys(): string[] {
+    return [...this.#entries.keys()];
+  }
+  /** Whether the archive holds `key`. */
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+  /** Parse member `key`; a missing key is an error naming the file and the keys it does have. */
+  get(key: string): NdArray {
+    const read = this.#entries.get(key);
+    if (!read) throw new LtcError(`${this.path}: no array '${key}' (has: ${this.keys().join(", ") || "none"})`);
+    return parseNpy(read(), `${this.path}:${key}`);
+  }
+}
+
+/** Read one array (default key `data`, the original's convention) from a `.npz`. */
+export function readNpzArray(path: string, key = "data"): NdArray {
+  return new NpzFile(path).get(key);
+}
+
+function shapeLiteral(shape: readonly number[]): string {
+  if (shape.length === 0) return "()";
+  if (shape.length === 1) return `(${shape[0]},)`;
+  return `(${shape.join(", ")})`;
+}
+
+const DESCR: Record<Exclude<DType, "O">, string> = {
+  f4: "<f4",
+  f8: "<f8",
+  i4: "<i4",
+  i8: "<i8",
+  u1: "|u1",
+  b1: "|b1",
+  i1: "|i1",
+  i2: "<i2",
+  u2: "<u2",
+  u4: "<u4",
+  u8: "<u8",
+};
+
+/** Encode a numeric array as `.npy` bytes (format 1.0, header padded to 64 bytes like numpy). */
+export function encodeNpy(arr: NdArray): Uint8Array[] {
+  if (arr.dtype === "O") throw new Error("writing object arrays is not supported");
+  const data = arr.data as NumericData;
+  if (data.length !== sizeOf(arr.shape)) {
+    throw new Error(`array of ${data.length} elements does not match shape ${shapeLiteral(arr.shape)}`);
+  }
+  let header = `{'descr': '${DESCR[arr.dtype]}', 'fortran_order': False, 'shape': ${shapeLiteral(arr.shape)}, }`;
+  const total = 10 + header.length + 1;
+  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
+  const head = new Uint8Array(10 + header.length);
+  head.set(MAGIC, 0);
+  head[6] = 1;
+  head[7] = 0;
+  new DataView(head.buffer).setUint16(8, header.length, true);
+  head.set(new TextEncoder().encode(header), 10);
+  return [head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)];
+}
+
+/** Write a `.npy` file atomically. */
+export function writeNpy(path: string, arr: NdArray): void {
+  writeFileAtomic(path, concat(encodeNpy(arr)));
+}
+
+/** Options for {@linkcode writeNpz}. */
+export interface WriteNpzOptions {
+  /** deflate members like `np.savez_compressed` (default true, as every file of the original is) */
+  compress?: boolean;
+  /** zlib level 0–9 (default 6, Python's default) */
+  level?: number;
+}
+
+/** Encode arrays as `.npz` bytes (deterministic: fixed timestamps, members in the given order). */
+export function encodeNpz(arrays: Record<string, NdArray>, options: WriteNpzOptions = {}): Uint8Array[] {
+  const members = Object.entries(arrays).map(([k, a]) => ({ name: `${k}.npy`, chunks: encodeNpy(a) }));
+  return buildZip(members, { compress: options.compress ?? true, level: options.level });
+}
+
+/** Write arrays to a `.npz` file atomically (temp name, then rename). */
+export function writeNpz(path: string, arrays: Record<string, NdArray>, options: WriteNpzOptions = {}): void {
+  writeFileAtomic(path, encodeNpz(arrays, options));
+}

@@ -1,0 +1,426 @@
+/**
+ * A small, safe pickle reader. It interprets the opcodes that numpy (object arrays, 0-d object arrays such as the
+ * `meta` dict of prediction files) and PyTorch (checkpoints) emit, and never executes code: a GLOBAL is only
+ * honoured when it names one of an explicit allow-list of constructors, implemented here in TypeScript.
+ *
+ * Python values map to: None → null, bool → boolean, int → number (bigint beyond 2^53), float → number,
+ * str → string, bytes → Uint8Array, list → array, tuple → {@linkcode PyTuple}, dict → Map, ndarray → NdArray.
+ * @module
+ */
+import { LtcError } from "./errors.ts";
+import type { DType, NdArray } from "./ndarray.ts";
+import { fromRawBytes, parseDescr } from "./ndarray.ts";
+
+/** A Python tuple (kept apart from lists so callers can tell them apart). */
+export class PyTuple extends Array<unknown> {}
+
+/** A named Python global the reader allows; `call` builds its value from REDUCE/NEWOBJ arguments. */
+export interface PyGlobal {
+  module: string;
+  name: string;
+  call?: (args: unknown[]) => unknown;
+}
+
+/** Objects that accept a BUILD opcode's state. */
+interface Buildable {
+  __setstate__(state: unknown): unknown;
+}
+
+/** Options for {@linkcode unpickle}. */
+export interface UnpickleOptions {
+  /** extra allowed globals, keyed `"module.name"` (e.g. torch's `_rebuild_tensor_v2`) */
+  globals?: Record<string, (args: unknown[]) => unknown>;
+  /** handler for persistent ids (BINPERSID): PyTorch storages */
+  persistentLoad?: (pid: unknown) => unknown;
+  /** name of the file, for error messages */
+  path?: string;
+}
+
+/** Result of {@linkcode unpickle}: the value and the offset just past the STOP opcode. */
+export interface UnpickleResult {
+  value: unknown;
+  end: number;
+}
+
+/** numpy's `dtype` as met inside a pickle: filled in by its BUILD state. */
+class PickledDType implements Buildable {
+  byteOrder = "|";
+  constructor(public code: string) {}
+  __setstate__(state: unknown): this {
+    if (state instanceof PyTuple && typeof state[1] === "string") this.byteOrder = state[1];
+    return this;
+  }
+  descr(): string {
+    const c = this.code;
+    if (c === "O" || c === "O8") return "|O";
+    if (/^[<>|=]/.test(c)) return c;
+    const order = this.byteOrder === "=" ? "<" : this.byteOrder;
+    return `${order}${c}`;
+  }
+}
+
+/** An ndarray under reconstruction (numpy `_reconstruct` then BUILD). */
+class PendingArray implements Buildable {
+  result: NdArray | null = null;
+  __setstate__(state: unknown): NdArray {
+    if (!(state instanceof PyTuple) || state.length < 5) throw new Error("bad ndarray state");
+    const shape = (state[1] as unknown[]).map(Number);
+    const dtype = state[2] as PickledDType;
+    const fortran = state[3] as boolean;
+    const raw = state[4];
+    const descr = dtype.descr();
+    if (descr === "|O") {
+      if (!Array.isArray(raw)) throw new Error("object ndarray state without a list");
+      this.result = { dtype: "O", shape, data: [...raw] };
+    } else {
+      const { dtype: dt, littleEndian } = parseDescr(descr);
+      if (!(raw instanceof Uint8Array)) throw new Error("numeric ndarray state without bytes");
+      this.result = fromRawBytes(raw, dt, shape, { littleEndian, fortranOrder: fortran });
+    }
+    return this.result;
+  }
+}
+
+function numpyScalar(args: unknown[]): unknown {
+  const dt = args[0] as PickledDType;
+  const bytes = args[1] as Uint8Array;
+  const { dtype, littleEndian } = parseDescr(dt.descr());
+  const arr = fromRawBytes(bytes, dtype as DType, [], { littleEndian, fortranOrder: false });
+  const v = (arr.data as ArrayLike<number | bigint>)[0];
+  return typeof v === "bigint" && v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : v;
+}
+
+const BUILTIN_GLOBALS: Record<string, (args: unknown[]) => unknown> = {
+  "numpy.core.multiarray._reconstruct": () => new PendingArray(),
+  "numpy._core.multiarray._reconstruct": () => new PendingArray(),
+  "numpy.dtype": (a) => new PickledDType(String(a[0])),
+  "numpy.core.multiarray.scalar": numpyScalar,
+  "numpy._core.multiarray.scalar": numpyScalar,
+  "collections.OrderedDict": (a) => new Map(a.length ? (a[0] as Iterable<[unknown, unknown]>) : []),
+  "builtins.set": (a) => new Set(a.length ? (a[0] as Iterable<unknown>) : []),
+  "builtins.frozenset": (a) => new Set(a.length ? (a[0] as Iterable<unknown>) : []),
+  "_codecs.encode": (a) => {
+    const s = String(a[0]);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+    return out;
+  },
+  "builtins.bytearray": (a) => (a[0] instanceof Uint8Array ? a[0] : new Uint8Array(0)),
+};
+
+/**
+ * Read one pickle starting at `offset`. Throws an {@linkcode LtcError} naming the file for anything outside the
+ * supported subset (an unknown opcode, a global not on the allow-list, a truncated stream).
+ */
+export function unpickle(bytes: Uint8Array, offset = 0, options: UnpickleOptions = {}): UnpickleResult {
+  const path = options.path ?? "<pickle>";
+  const fail = (msg: string): never => {
+    throw new LtcError(`${path}: ${msg}`);
+  };
+  const allowed = { ...BUILTIN_GLOBALS, ...(options.globals ?? {}) };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stack: unknown[] = [];
+  const marks: number[] = [];
+  const memo = new Map<number, unknown>();
+  let p = offset;
+  const need = (n: number) => {
+    if (p + n > bytes.length) fail("truncated pickle stream");
+  };
+  const u8 = () => (need(1), bytes[p++]!);
+  const u16 = () => (need(2), p += 2, view.getUint16(p - 2, true));
+  const u32 = () => (need(4), p += 4, view.getUint32(p - 4, true));
+  const i32 = () => (need(4), p += 4, view.getInt32(p - 4, true));
+  const u64 = () => (need(8), p += 8, Number(view.getBigUint64(p - 8, true)));
+  const take = (n: number) => (need(n), p += n, bytes.subarray(p - n, p));
+  const text = (n: number) => new TextDecoder().decode(take(n));
+  const line = () => {
+    const start = p;
+    while (p < bytes.length && bytes[p] !== 0x0a) p++;
+    if (p >= bytes.length) fail("truncated pickle stream");
+    const s = new TextDecoder("latin1").decode(bytes.subarray(start, p));
+    p++;
+    return s;
+  };
+  const pop = () => {
+    if (stack.length === 0) fail("pickle stack underflow");
+    return stack.pop();
+  };
+  // A memo entry stored between REDUCE and BUILD still holds the pending array: hand out the built one.
+  const memoGet = (k: number) => {
+    if (!memo.has(k)) fail("pickle memo miss");
+    const v = memo.get(k);
+    return v instanceof PendingArray && v.result ? v.result : v;
+  };
+  const popMark = () => {
+    const m = marks.pop();
+    if (m === undefined) fail("pickle MARK missing");
+    return stack.splice(m!);
+  };
+  const top = () => {
+    if (stack.length === 0) fail("pickle stack underflow");
+    return stack[stack.length - 1];
+  };
+  const global = (module: string, name: string): PyGlobal => {
+    const key = `${module}.${name}`;
+    const call = allowed[key];
+    if (!call) fail(`pickle refers to ${key}, which is not an allowed type (no code is executed)`);
+    return { module, name, call };
+  };
+  const callGlobal = (fn: unknown, args: unknown[]) => {
+    const g = fn as PyGlobal;
+    if (!g || typeof g.call !== "function") fail("pickle REDUCE on a non-callable value");
+    try {
+      return g.call!(args);
+    } catch (err) {
+      if (err instanceof LtcError) throw err;
+      return fail(`cannot rebuild ${g.module}.${g.name}: ${(err as Error).message}`);
+    }
+  };
+  const decodeLong = (b: Uint8Array): number | bigint => {
+    if (b.length === 0) return 0;
+    let v = 0n;
+    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+    if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
+    return v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : v;
+  };
+  const setItems = (d: unknown, items: unknown[]) => {
+    if (d instanceof Map) { for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]); }
+    else fail("pickle SETITEM on a non-dict");
+  };
+
+  for (;;) {
+    const op = u8();
+    switch (op) {
+      case 0x80: // PROTO
+        u8();
+        break;
+      case 0x95: // FRAME
+        u64();
+        break;
+      case 0x2e: // STOP
+        return { value: pop(), end: p };
+      case 0x28: // MARK
+        marks.push(stack.length);
+        break;
+      case 0x4e: // NONE
+        stack.push(null);
+        break;
+      case 0x88: // NEWTRUE
+        stack.push(true);
+        break;
+      case 0x89: // NEWFALSE
+        stack.push(false);
+        break;
+      case 0x4a: // BININT
+        stack.push(i32());
+        break;
+      case 0x4b: // BININT1
+        stack.push(u8());
+        break;
+      case 0x4d: // BININT2
+        stack.push(u16());
+        break;
+      case 0x8a: // LONG1
+        stack.push(decodeLong(take(u8())));
+        break;
+      case 0x8b: // LONG4
+        stack.push(decodeLong(take(u32())));
+        break;
+      case 0x49: { // INT (protocol 0)
+        const s = line();
+        stack.push(s === "01" ? true : s === "00" ? false : Number(s));
+        break;
+      }
+      case 0x4c: // LONG (protocol 0)
+        stack.push(Number(line().replace(/L$/, "")));
+        break;
+      case 0x47: // BINFLOAT (big-endian)
+        need(8);
+        p += 8;
+        stack.push(view.getFloat64(p - 8, false));
+        break;
+      case 0x46: // FLOAT (protocol 0)
+        stack.push(Number(line()));
+        break;
+      case 0x58: // BINUNICODE
+        stack.push(text(u32()));
+        break;
+      case 0x8c: // SHORT_BINUNICODE
+        stack.push(text(u8()));
+        break;
+      case 0x8d: // BINUNICODE8
+        stack.push(text(u64()));
+        break;
+      case 0x56: // UNICODE (protocol 0, raw-unicode-escape)
+        stack.push(line());
+        break;
+      case 0x43: // SHORT_BINBYTES
+        stack.push(new Uint8Array(take(u8())));
+        break;
+      case 0x42: // BINBYTES
+        stack.push(new Uint8Array(take(u32())));
+        break;
+      case 0x8e: // BINBYTES8
+        stack.push(new Uint8Array(take(u64())));
+        break;
+      case 0x55: // SHORT_BINSTRING (python 2 str): keep as latin-1 text
+        stack.push(new TextDecoder("latin1").decode(take(u8())));
+        break;
+      case 0x54: // BINSTRING
+        stack.push(new TextDecoder("latin1").decode(take(i32())));
+        break;
+      case 0x53: { // STRING (protocol 0, quoted)
+        const s = line();
+        stack.push(s.slice(1, -1));
+        break;
+      }
+      case 0x5d: // EMPTY_LIST
+        stack.push([]);
+        break;
+      case 0x29: // EMPTY_TUPLE
+        stack.push(new PyTuple());
+        break;
+      case 0x7d: // EMPTY_DICT
+        stack.push(new Map());
+        break;
+      case 0x8f: // EMPTY_SET
+        stack.push(new Set());
+        break;
+      case 0x6c: // LIST
+        stack.push(popMark());
+        break;
+      case 0x74: // TUPLE
+        stack.push(PyTuple.from(popMark()));
+        break;
+      case 0x85: // TUPLE1
+        stack.push(PyTuple.of(pop()));
+        break;
+      case 0x86: { // TUPLE2
+        const b = pop(), a = pop();
+        stack.push(PyTuple.of(a, b));
+        break;
+      }
+      case 0x87: { // TUPLE3
+        const c = pop(), b = pop(), a = pop();
+        stack.push(PyTuple.of(a, b, c));
+        break;
+      }
+      case 0x64: { // DICT
+        const items = popMark();
+        const d = new Map();
+        setItems(d, items);
+        stack.push(d);
+        break;
+      }
+      case 0x61: { // APPEND
+        const v = pop();
+        const l = top();
+        if (!Array.isArray(l)) fail("pickle APPEND on a non-list");
+        (l as unknown[]).push(v);
+        break;
+      }
+      case 0x65: { // APPENDS
+        const items = popMark();
+        const l = top();
+        if (!Array.isArray(l)) fail("pickle APPENDS on a non-list");
+        (l as unknown[]).push(...items);
+        break;
+      }
+      case 0x90: { // ADDITEMS
+        const items = popMark();
+        const s = top();
+        if (!(s instanceof Set)) fail("pickle ADDITEMS on a non-set");
+        for (const it of items) (s as Set<unknown>).add(it);
+        break;
+      }
+      case 0x73: { // SETITEM
+        const v = pop(), k = pop();
+        setItems(top(), [k, v]);
+        break;
+      }
+      case 0x75: { // SETITEMS
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      }
+      case 0x71: // BINPUT
+        memo.set(u8(), top());
+        break;
+      case 0x72: // LONG_BINPUT
+        memo.set(u32(), top());
+        break;
+      case 0x70: // PUT (protocol 0)
+        memo.set(Number(line()), top());
+        break;
+      case 0x94: // MEMOIZE
+        memo.set(memo.size, top());
+        break;
+      case 0x68: { // BINGET
+        stack.push(memoGet(u8()));
+        break;
+      }
+      case 0x6a: { // LONG_BINGET
+        stack.push(memoGet(u32()));
+        break;
+      }
+      case 0x67: { // GET (protocol 0)
+        stack.push(memoGet(Number(line())));
+        break;
+      }
+      case 0x63: { // GLOBAL
+        const module = line();
+        const name = line();
+        stack.push(global(module, name));
+        break;
+      }
+      case 0x93: { // STACK_GLOBAL
+        const name = pop(), module = pop();
+        stack.push(global(String(module), String(name)));
+        break;
+      }
+      case 0x52: { // REDUCE
+        const args = pop();
+        const fn = pop();
+        stack.push(callGlobal(fn, [...(args as unknown[])]));
+        break;
+      }
+      case 0x81: { // NEWOBJ
+        const args = pop();
+        const cls = pop();
+        stack.push(callGlobal(cls, [...(args as unknown[])]));
+        break;
+      }
+      case 0x62: { // BUILD
+        const state = pop();
+        const obj = pop() as Partial<Buildable> | null;
+        if (obj && typeof obj.__setstate__ === "function") stack.push(obj.__setstate__(state));
+        else if (obj instanceof Map && state instanceof Map) {
+          for (const [k, v] of state) obj.set(k, v);
+          stack.push(obj);
+        } else if (obj && typeof obj === "object") {
+          // Plain objects (e.g. a torch module's attribute dict): keep the state beside the object.
+          (obj as Record<string, unknown>).__state__ = state;
+          stack.push(obj);
+        } else fail("pickle BUILD on a value that takes no state");
+        break;
+      }
+      case 0x51: { // BINPERSID
+        const pid = pop();
+        if (!options.persistentLoad) fail("pickle uses persistent ids, which this file type does not allow");
+        stack.push(options.persistentLoad!(pid));
+        break;
+      }
+      case 0x30: // POP
+        pop();
+        break;
+      case 0x31: // POP_MARK
+        popMark();
+        break;
+      case 0x32: // DUP
+        stack.push(top());
+        break;
+      default:
+        fail(`unsupported pickle opcode 0x${op.toString(16)} at byte ${p - 1}`);
+    }
+  }
+}
