@@ -15,3 +15,6 @@ export * from "./knn_file.ts";
 export * from "./pickle.ts";
 export * from "./progress.ts";
 export * from "./zip.ts";
+export * from "./metrics.ts";
+export * from "./proposal_io.ts";
+export * from "./deoverlap.ts";
