@@ -1,0 +1,157 @@
+/**
+ * Exact k-nearest neighbours by inner product (faiss `IndexFlatIP` semantics) and all-pairs similarity search, on
+ * one small interface over the backends:
+ * - `cpu`: the CPU twin (onnxruntime MatMul + TopK graphs over query blocks; plain TypeScript when no onnxruntime
+ *   build loads);
+ * - `webgpu`: hand-written WGSL, tiled inner products with a fused per-row top-k;
+ * - `auto`: WebGPU on a real GPU, the CPU twin otherwise (a software adapter such as llvmpipe is slower).
+ *
+ * Output rows follow faiss: neighbours by descending similarity (ties: ascending id), self normally first with
+ * distance ≈ 0, distance = 1 − similarity in float32. No backend ever materialises the N×N similarity matrix.
+ * @module
+ */
+import { LtcError } from "../../shared/errors.ts";
+import type { Features } from "../../shared/features.ts";
+import type { KnnGraph } from "../../shared/knn_file.ts";
+import { Progress } from "../../shared/progress.ts";
+import type { BackendChoice } from "../device.ts";
+import { knnJs, pairsJs } from "./cpu_js.ts";
+import type { PairList } from "./pairs.ts";
+
+export type { PairList } from "./pairs.ts";
+
+/** Options of {@linkcode exactKnn}. */
+export interface ExactKnnOptions {
+  /** neighbours per row (self included, as faiss returns it) */
+  k: number;
+  /** backend choice (default `auto`) */
+  backend?: BackendChoice;
+  /** query rows (default: the base features themselves) */
+  queries?: Features;
+  /** show a progress bar on stderr (TTY only; default true) */
+  progress?: boolean;
+}
+
+/** Result of {@linkcode exactKnn}: the graph and a label of the backend that computed it. */
+export interface ExactKnnResult {
+  graph: KnnGraph;
+  /** e.g. `cpu (onnxruntime-node)`, `webgpu (llvmpipe …)` */
+  backend: string;
+}
+
+function checkFeatures(f: Features, what: string): void {
+  if (!(f.n > 0)) throw new LtcError(`${what}: no rows`);
+  if (!(Number.isInteger(f.dim) && f.dim > 0)) throw new LtcError(`${what}: feature dim must be a positive integer`);
+  if (f.data.length < f.n * f.dim) {
+    throw new LtcError(`${what}: data holds ${f.data.length} values, fewer than n·dim = ${f.n * f.dim}`);
+  }
+}
+
+/**
+ * Exact k nearest neighbours of every query row among the base rows by inner product (cosine on unit vectors).
+ * Rows are sorted by descending similarity, ties by ascending id.
+ */
+export async function exactKnn(features: Features, options: ExactKnnOptions): Promise<ExactKnnResult> {
+  const { k } = options;
+  const queries = options.queries ?? features;
+  checkFeatures(features, "exactKnn base features");
+  checkFeatures(queries, "exactKnn queries");
+  if (!(Number.isInteger(k) && k > 0)) throw new LtcError(`exactKnn: k must be a positive integer, got ${k}`);
+  if (k > features.n) throw new LtcError(`exactKnn: k = ${k} exceeds the number of base rows (${features.n})`);
+  if (queries.dim !== features.dim) {
+    throw new LtcError(`exactKnn: queries have dim ${queries.dim} but the base has dim ${features.dim}`);
+  }
+  await Promise.resolve();
+  const progress = options.progress === false ? undefined : new Progress("knn", queries.n);
+  const { nbrs, dists } = knnJs(features, queries, k, (n) => progress?.tick(n));
+  progress?.done();
+  return { graph: { n: queries.n, k, nbrs, dists }, backend: "cpu (typescript)" };
+}
+
+/** Options of {@linkcode similarityPairs}. */
+export interface SimilarityPairsOptions {
+  /** keep pairs whose float32 inner product is ≥ this */
+  minSim: number;
+  /** backend choice (default `auto`) */
+  backend?: BackendChoice;
+}
+
+/**
+ * Every pair i < j whose inner product (computed in float32 by the backend's blocked GEMM) is ≥ `minSim`, over all
+ * pairs, ordered by ascending i then j. Blocked like exact kNN; the N×N matrix is never held.
+ *
+ * Rounding: backends sum in different orders, so a pair whose true inner product lies within ~1e-6 of `minSim` may
+ * fall on either side. Where an exact cut matters use {@linkcode pairsWithinDistance}, which widens the search by
+ * a safe margin and re-decides every candidate in float64.
+ */
+export async function similarityPairs(
+  features: Features,
+  options: SimilarityPairsOptions,
+): Promise<PairList & { backend: string }> {
+  checkFeatures(features, "similarityPairs features");
+  if (!Number.isFinite(options.minSim)) throw new LtcError(`similarityPairs: minSim must be a finite number`);
+  await Promise.resolve();
+  return { ...pairsJs(features, options.minSim), backend: "cpu (typescript)" };
+}
+
+/** Options of {@linkcode pairsWithinDistance}. */
+export interface PairsWithinDistanceOptions {
+  /** keep pairs with Euclidean distance ≤ this */
+  maxDist: number;
+  /** backend choice for the candidate search (default `auto`) */
+  backend?: BackendChoice;
+}
+
+/** Float64 Euclidean distance between rows i and j (sum of squared differences in index order, then sqrt). */
+export function euclid64(features: Features, i: number, j: number): number {
+  const d = features.dim, x = features.data;
+  let ss = 0;
+  for (let t = 0; t < d; t++) {
+    const diff = x[i * d + t]! - x[j * d + t]!;
+    ss += diff * diff;
+  }
+  return Math.sqrt(ss);
+}
+
+/**
+ * Every pair i < j of (near-)unit rows with Euclidean distance ≤ `maxDist`, decided exactly in float64 as
+ * fastcluster/scipy do (the original's FastHAC computes distances in float64 from the float32 features and cuts at
+ * height ≤ t). Candidates come from {@linkcode similarityPairs} at `1 − maxDist²/2` lowered by a margin (1e-4) far
+ * above float32 GEMM error and rows' deviation from unit norm; each is then re-measured with {@linkcode euclid64}.
+ * Returned `sim` is the float32 inner product from the search.
+ */
+export async function pairsWithinDistance(
+  features: Features,
+  options: PairsWithinDistanceOptions,
+): Promise<PairList & { dist: Float64Array; backend: string }> {
+  const { maxDist } = options;
+  if (!(Number.isFinite(maxDist) && maxDist >= 0)) {
+    throw new LtcError(`pairsWithinDistance: maxDist must be a finite number ≥ 0, got ${maxDist}`);
+  }
+  const margin = 1e-4;
+  const cand = await similarityPairs(features, {
+    minSim: 1 - (maxDist * maxDist) / 2 - margin,
+    backend: options.backend,
+  });
+  const keep: number[] = [];
+  const dist: number[] = [];
+  for (let t = 0; t < cand.i.length; t++) {
+    const e = euclid64(features, cand.i[t]!, cand.j[t]!);
+    if (e <= maxDist) {
+      keep.push(t);
+      dist.push(e);
+    }
+  }
+  const pick = <T extends Int32Array | Float32Array>(a: T, make: (n: number) => T): T => {
+    const out = make(keep.length);
+    for (let t = 0; t < keep.length; t++) out[t] = a[keep[t]!]!;
+    return out;
+  };
+  return {
+    i: pick(cand.i, (n) => new Int32Array(n)),
+    j: pick(cand.j, (n) => new Int32Array(n)),
+    sim: pick(cand.sim, (n) => new Float32Array(n)),
+    dist: Float64Array.from(dist),
+    backend: cand.backend,
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Growable (i, j, sim) pair lists for {@linkcode similarityPairs}-style outputs.
+ * @module
+ */
+
+/** Pairs i < j with their float32 inner products, parallel arrays. */
+export interface PairList {
+  i: Int32Array;
+  j: Int32Array;
+  sim: Float32Array;
+}
+
+/** Appends pairs into doubling typed arrays. */
+export class PairBuilder {
+  #i = new Int32Array(1024);
+  #j = new Int32Array(1024);
+  #s = new Float32Array(1024);
+  #n = 0;
+
+  /** Number of pairs so far. */
+  get length(): number {
+    return this.#n;
+  }
+
+  /** Append one pair. */
+  push(i: number, j: number, sim: number): void {
+    if (this.#n === this.#i.length) this.#grow(this.#n + 1);
+    this.#i[this.#n] = i;
+    this.#j[this.#n] = j;
+    this.#s[this.#n] = sim;
+    this.#n++;
+  }
+
+  #grow(need: number): void {
+    let cap = this.#i.length;
+    while (cap < need) cap *= 2;
+    const i = new Int32Array(cap), j = new Int32Array(cap), s = new Float32Array(cap);
+    i.set(this.#i.subarray(0, this.#n));
+    j.set(this.#j.subarray(0, this.#n));
+    s.set(this.#s.subarray(0, this.#n));
+    this.#i = i;
+    this.#j = j;
+    this.#s = s;
+  }
+
+  /** The pairs, trimmed to length. */
+  finish(): PairList {
+    return {
+      i: this.#i.slice(0, this.#n),
+      j: this.#j.slice(0, this.#n),
+      sim: this.#s.slice(0, this.#n),
+    };
+  }
+}
+
+/** Sort pairs by ascending i, then j (the order every backend returns). */
+export function sortPairs(p: PairList): PairList {
+  const n = p.i.length;
+  const order = new Int32Array(n);
+  for (let t = 0; t < n; t++) order[t] = t;
+  order.sort((a, b) => (p.i[a]! - p.i[b]!) || (p.j[a]! - p.j[b]!));
+  const out: PairList = { i: new Int32Array(n), j: new Int32Array(n), sim: new Float32Array(n) };
+  for (let t = 0; t < n; t++) {
+    const o = order[t]!;
+    out.i[t] = p.i[o]!;
+    out.j[t] = p.j[o]!;
+    out.sim[t] = p.sim[o]!;
+  }
+  return out;
+}

@@ -1,0 +1,138 @@
+/**
+ * Per-row top-k selection shared by every kNN backend: a bounded min-heap per query row ordered by (similarity
+ * descending, id ascending), so the kept set and the final row order are deterministic whatever order candidates
+ * arrive in. Rows are finished into the faiss layout: neighbours by descending similarity, distance `1 − sim` in
+ * float32, −1 / distance 1 padding where fewer than k candidates were offered.
+ * @module
+ */
+
+/** Sentinel id of an empty heap slot: loses every tie against a real id. */
+const EMPTY_ID = 0x7fffffff;
+
+/**
+ * The k best (similarity, id) pairs of each of `rows` query rows. Candidates are offered one by one or as a
+ * contiguous block of similarities for consecutive ids; each row keeps a min-heap whose root is its worst kept pair.
+ */
+export class RowTopK {
+  readonly rows: number;
+  readonly k: number;
+  /** heap similarities, rows × k */
+  readonly sims: Float32Array;
+  /** heap ids, rows × k */
+  readonly ids: Int32Array;
+
+  /** @param rows number of query rows; @param k neighbours kept per row */
+  constructor(rows: number, k: number) {
+    this.rows = rows;
+    this.k = k;
+    this.sims = new Float32Array(rows * k).fill(-Infinity);
+    this.ids = new Int32Array(rows * k).fill(EMPTY_ID);
+  }
+
+  /** Current admission threshold of a row: its worst kept similarity (−∞ while not full). */
+  threshold(row: number): number {
+    return this.sims[row * this.k]!;
+  }
+
+  /** Offer one candidate to a row. */
+  offer(row: number, sim: number, id: number): void {
+    const base = row * this.k;
+    const rs = this.sims[base]!;
+    if (sim < rs || (sim === rs && id >= this.ids[base]!)) return;
+    this.#replaceRoot(base, sim, id);
+  }
+
+  /**
+   * Offer `len` candidates with similarities `sims[off..off+len)` and ids `idBase..idBase+len)` to a row. Ids rise
+   * along the block, so a candidate equal to the root similarity never wins (the root has the smaller id or is
+   * empty-with-−∞).
+   */
+  offerBlock(row: number, sims: Float32Array, off: number, len: number, idBase: number): void {
+    const base = row * this.k;
+    const hs = this.sims;
+    let thr = hs[base]!;
+    for (let t = 0; t < len; t++) {
+      const s = sims[off + t]!;
+      if (s < thr) continue;
+      const id = idBase + t;
+      if (s === thr && id >= this.ids[base]!) continue;
+      this.#replaceRoot(base, s, id);
+      thr = hs[base]!;
+    }
+  }
+
+  /** Merge candidate lists (k per row, −1 ids skipped) given as parallel arrays starting at row `row0`. */
+  offerRows(row0: number, count: number, width: number, sims: Float32Array, ids: Int32Array | BigInt64Array): void {
+    const big = ids instanceof BigInt64Array;
+    for (let r = 0; r < count; r++) {
+      const row = row0 + r;
+      const base = row * this.k;
+      for (let t = 0; t < width; t++) {
+        const o = r * width + t;
+        const id = big ? Number((ids as BigInt64Array)[o]!) : (ids as Int32Array)[o]!;
+        if (id < 0) continue;
+        const s = sims[o]!;
+        const rs = this.sims[base]!;
+        if (s < rs || (s === rs && id >= this.ids[base]!)) continue;
+        this.#replaceRoot(base, s, id);
+      }
+    }
+  }
+
+  #replaceRoot(base: number, sim: number, id: number): void {
+    const hs = this.sims;
+    const hi = this.ids;
+    const k = this.k;
+    let pos = 0;
+    for (;;) {
+      const l = 2 * pos + 1;
+      if (l >= k) break;
+      let c = l;
+      const r = l + 1;
+      if (r < k) {
+        // pick the worse child: lower sim, or equal sim and higher id
+        const ls = hs[base + l]!, rs = hs[base + r]!;
+        if (rs < ls || (rs === ls && hi[base + r]! > hi[base + l]!)) c = r;
+      }
+      const cs = hs[base + c]!;
+      if (cs < sim || (cs === sim && hi[base + c]! > id)) {
+        hs[base + pos] = cs;
+        hi[base + pos] = hi[base + c]!;
+        pos = c;
+      } else break;
+    }
+    hs[base + pos] = sim;
+    hi[base + pos] = id;
+  }
+
+  /**
+   * Write the rows, best first, into `nbrs`/`dists` (row-major, `k` per row) starting at output row `outRow0`.
+   * Distance is `1 − sim` rounded to float32, as faiss users compute it from IndexFlatIP similarities.
+   */
+  finishInto(nbrs: Int32Array, dists: Float32Array, outRow0 = 0): void {
+    const k = this.k;
+    const order = new Int32Array(k);
+    for (let row = 0; row < this.rows; row++) {
+      const base = row * k;
+      for (let t = 0; t < k; t++) order[t] = t;
+      const hs = this.sims, hi = this.ids;
+      order.sort((a, b) => {
+        const sa = hs[base + a]!, sb = hs[base + b]!;
+        if (sa !== sb) return sa > sb ? -1 : 1;
+        return hi[base + a]! - hi[base + b]!;
+      });
+      const out = (outRow0 + row) * k;
+      for (let t = 0; t < k; t++) {
+        const src = base + order[t]!;
+        const id = hi[src]!;
+        if (id === EMPTY_ID) {
+          nbrs[out + t] = -1;
+          dists[out + t] = 1;
+        } else {
+          nbrs[out + t] = id;
+          dists[out + t] = Math.fround(1 - hs[src]!);
+        }
+      }
+    }
+  }
+}
