@@ -2,7 +2,7 @@
 # tests. Every target is an artifact; stages record params and input hashes in sidecars and refuse stale reuse.
 SHELL := /bin/bash
 .ONESHELL:
-DENO := node_modules/.bin/deno
+DENO := bin/deno
 INSTALLED := node_modules/.package-lock.json
 
 .PHONY: install test check bench pipeline clean

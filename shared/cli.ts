@@ -103,9 +103,12 @@ export function parseCli(spec: CliSpec, args: string[]): CliArgs {
   };
   for (const [name, o] of Object.entries(spec.options)) {
     const type = o.type === "boolean" ? "boolean" : "string";
-    options[name] = { type, multiple: o.multiple, short: o.short };
+    const entry: { type: "string" | "boolean"; multiple?: boolean; short?: string } = { type };
+    if (o.multiple) entry.multiple = true;
+    if (o.short) entry.short = o.short;
+    options[name] = entry;
     const alias = name.replaceAll("-", "_");
-    if (alias !== name) options[alias] = { type, multiple: o.multiple };
+    if (alias !== name) options[alias] = o.multiple ? { type, multiple: true } : { type };
   }
   let parsed;
   try {

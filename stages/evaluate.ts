@@ -1,0 +1,79 @@
+/**
+ * Stage `evaluate`: score a predicted partition against ground truth with the original's metrics.
+ *
+ *     deno task evaluate --gt-labels labels/part1_test.meta --pred-labels pred_labels.txt [--metric all] [--json out.json]
+ *
+ * Inputs: two label files (one int per line). A prediction shorter than the ground truth is refused unless
+ * `--pad-singletons` (the original's iter-0 `pred_labels.txt` omits trailing unassigned rows).
+ * Output: a table on stdout; with `--json` exactly
+ * `{"pairwise": {"precision", "recall", "fscore"}, "bcubed": {…}, "nmi": x}` (only the metrics asked for).
+ * @module
+ */
+import { writeFileAtomic } from "../shared/artifact.ts";
+import { type CliSpec, parseCli } from "../shared/cli.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
+import { readLabels, readLabelsPadded } from "../shared/meta.ts";
+import { type AllMetrics, bcubed, evaluateAll, formatMetrics, nmi, pairwise } from "../shared/metrics.ts";
+
+/** Which metrics to compute. */
+export type MetricName = "all" | "pairwise" | "bcubed" | "nmi";
+
+/** Compute the requested metrics of `pred` against `gt`. */
+export function evaluateLabels(
+  gt: ArrayLike<number>,
+  pred: ArrayLike<number>,
+  metric: MetricName = "all",
+): Partial<AllMetrics> {
+  switch (metric) {
+    case "all":
+      return evaluateAll(gt, pred);
+    case "pairwise":
+      return { pairwise: pairwise(gt, pred) };
+    case "bcubed":
+      return { bcubed: bcubed(gt, pred) };
+    case "nmi":
+      return { nmi: nmi(gt, pred) };
+  }
+}
+
+/** Read both files and evaluate; a length mismatch is an error naming both files. */
+export function evaluateFiles(
+  gtPath: string,
+  predPath: string,
+  options: { metric?: MetricName; padSingletons?: boolean } = {},
+): Partial<AllMetrics> {
+  const gt = readLabels(gtPath);
+  const pred = options.padSingletons ? readLabelsPadded(predPath, gt.length) : readLabels(predPath);
+  if (gt.length !== pred.length) {
+    throw new LtcError(
+      `${predPath}: has ${pred.length} labels but ${gtPath} has ${gt.length} (use --pad-singletons for an ` +
+        `original iter-0 pred_labels.txt that omits trailing singletons)`,
+    );
+  }
+  return evaluateLabels(gt, pred, options.metric ?? "all");
+}
+
+const spec: CliSpec = {
+  name: "evaluate",
+  summary: "Pairwise / BCubed precision, recall, F-score and NMI of a predicted partition (the original's formulas).",
+  options: {
+    "gt-labels": { type: "string", required: true, help: "ground-truth .meta file" },
+    "pred-labels": { type: "string", required: true, help: "predicted labels (pred_labels.txt)" },
+    metric: { type: "string", default: "all", choices: ["all", "pairwise", "bcubed", "nmi"], help: "metric(s)" },
+    json: { type: "string", help: "also write the metrics as JSON to this file" },
+    "pad-singletons": { type: "boolean", help: "pad a shorter prediction with singletons (write_meta(inst_num=N))" },
+  },
+};
+
+if (import.meta.main) {
+  await runMain(() => {
+    const args = parseCli(spec, Deno.args);
+    const metrics = evaluateFiles(args.reqStr("gt-labels"), args.reqStr("pred-labels"), {
+      metric: args.str("metric") as MetricName,
+      padSingletons: args.bool("pad-singletons"),
+    });
+    console.log(formatMetrics(metrics));
+    const out = args.str("json");
+    if (out) writeFileAtomic(out, JSON.stringify(metrics) + "\n");
+  });
+}

@@ -1,0 +1,306 @@
+/**
+ * Stage `synth`: the embedded benchmark — an MS-Celeb-1M-like set of face embeddings with ground truth, so the whole
+ * pipeline has realistic data without downloads.
+ *
+ *     deno task synth --prefix data/synth [--scale default|part1|small] [--seed 42]
+ *
+ * Writes, in the original layout, a training split and a test split with disjoint identities:
+ * `PREFIX/features/part0_train.bin`, `PREFIX/labels/part0_train.meta`, `PREFIX/features/part1_test.bin`,
+ * `PREFIX/labels/part1_test.meta` (+ sidecars with the similarity statistics it produced).
+ *
+ * The generative model (every knob is an option; defaults make the benchmark hard in the way MS1M is):
+ * - identity sizes are log-normal with mean `--mean-size` 68 (MS1M part1: 584,013 / 8,573) and spread `--size-sigma`;
+ * - each identity has 1..`--modes-max` modes (pose, age, capture conditions) at cosine `--mode-cos` to a random
+ *   centre;
+ * - a share `--confusable` of identities are look-alikes of an earlier identity: each of their modes sits at a cosine
+ *   drawn in [`--confusable-cos-min`, `--confusable-cos-max`] to one of that identity's modes;
+ * - each sample sits at cosine q to its mode, q drawn per sample around `--quality` with spread `--quality-sigma`
+ *   (image quality: blurred or occluded faces are far from everyone);
+ * - a share `--mislabel` of samples carries an identity's label but the face of another (annotation noise).
+ * Sample order is shuffled. Everything derives from `--seed`, so the same options give byte-identical files.
+ * @module
+ */
+import { join } from "node:path";
+import { Timings, writeSidecar } from "../shared/artifact.ts";
+import { type CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
+import { writeFeatures } from "../shared/features.ts";
+import { writeLabels } from "../shared/meta.ts";
+import { log, Progress } from "../shared/progress.ts";
+import { Rng } from "../shared/random.ts";
+
+/** Knobs of the generator. */
+export interface SynthParams {
+  ids: number;
+  dim: number;
+  meanSize: number;
+  sizeSigma: number;
+  minSize: number;
+  maxSize: number;
+  confusable: number;
+  confusableCosMin: number;
+  confusableCosMax: number;
+  modesMax: number;
+  modeCos: number;
+  quality: number;
+  qualitySigma: number;
+  qualityMin: number;
+  mislabel: number;
+  seed: number;
+}
+
+/** Defaults: tuned so that k=80 super-vertex proposals at th 0.7 behave like MS1M's (see README). */
+export const DEFAULT_SYNTH: Omit<SynthParams, "ids" | "seed"> = {
+  dim: 256,
+  meanSize: 68,
+  sizeSigma: 0.8,
+  minSize: 4,
+  maxSize: 800,
+  confusable: 0.3,
+  confusableCosMin: 0.7,
+  confusableCosMax: 0.9,
+  modesMax: 4,
+  modeCos: 0.84,
+  quality: 0.86,
+  qualitySigma: 0.07,
+  qualityMin: 0.4,
+  mislabel: 0.01,
+};
+
+/** Benchmark scales: identities per split. `part1` matches MS1M part1 (8,573 identities ≈ 584K samples). */
+export const SCALES: Record<string, { train: number; test: number }> = {
+  small: { train: 60, test: 60 },
+  default: { train: 300, test: 300 },
+  part1: { train: 8573, test: 8573 },
+};
+
+/** A generated split. */
+export interface SynthSet {
+  features: Float32Array;
+  labels: Int32Array;
+  n: number;
+  dim: number;
+}
+
+/** A random unit vector. */
+function unitVector(rng: Rng, dim: number): Float64Array {
+  const v = new Float64Array(dim);
+  let ss = 0;
+  for (let j = 0; j < dim; j++) ss += (v[j] = rng.normal()) ** 2;
+  const inv = 1 / Math.sqrt(ss);
+  for (let j = 0; j < dim; j++) v[j]! *= inv;
+  return v;
+}
+
+/** A unit vector at cosine ≈ `cos` to unit vector `base` (a random direction mixed in; exact in high dimension). */
+function around(rng: Rng, base: Float64Array, cos: number): Float64Array {
+  const dim = base.length;
+  const u = unitVector(rng, dim);
+  const s = Math.sqrt(Math.max(0, 1 - cos * cos));
+  const v = new Float64Array(dim);
+  let ss = 0;
+  for (let j = 0; j < dim; j++) ss += (v[j] = cos * base[j]! + s * u[j]!) ** 2;
+  const inv = 1 / Math.sqrt(ss);
+  for (let j = 0; j < dim; j++) v[j]! *= inv;
+  return v;
+}
+
+/** Generate one split of `p.ids` identities. Deterministic in `p.seed`. */
+export function generateSynth(p: SynthParams): SynthSet {
+  if (!(p.ids >= 2)) throw new LtcError(`synth: --ids must be at least 2, got ${p.ids}`);
+  const rng = new Rng(p.seed);
+  const { dim } = p;
+  // identity sizes: log-normal with the requested mean
+  const mu = Math.log(p.meanSize) - (p.sizeSigma * p.sizeSigma) / 2;
+  const sizes = new Int32Array(p.ids);
+  for (let i = 0; i < p.ids; i++) {
+    const s = Math.round(Math.exp(mu + p.sizeSigma * rng.normal()));
+    sizes[i] = Math.min(p.maxSize, Math.max(p.minSize, s));
+  }
+  // Identity centres and modes. A look-alike copies an earlier identity's structure: each of its modes sits at
+  // cosine c (drawn in [confusableCosMin, confusableCosMax]) to one of that identity's modes, so some of their
+  // samples are closer to each other than to their own identity's other modes.
+  const modes: Float64Array[][] = [];
+  for (let i = 0; i < p.ids; i++) {
+    const m = 1 + rng.int(p.modesMax);
+    if (i > 0 && rng.random() < p.confusable) {
+      const other = modes[rng.int(i)]!;
+      const cos = p.confusableCosMin + (p.confusableCosMax - p.confusableCosMin) * rng.random();
+      modes.push(Array.from({ length: m }, () => around(rng, other[rng.int(other.length)]!, cos)));
+    } else {
+      const centre = unitVector(rng, dim);
+      modes.push(Array.from({ length: m }, () => around(rng, centre, p.modeCos)));
+    }
+  }
+  const n = sizes.reduce((a, b) => a + b, 0);
+  const features = new Float32Array(n * dim);
+  const labels = new Int32Array(n);
+  const order = rng.permutation(n); // shuffled sample order
+  const progress = new Progress(`synth ${p.ids} identities`, n);
+  let row = 0;
+  for (let id = 0; id < p.ids; id++) {
+    const idModes = modes[id]!;
+    // mode weights: a dominant mode and minor ones
+    const w = idModes.map(() => rng.random() + 0.2);
+    const wsum = w.reduce((a, b) => a + b, 0);
+    for (let s = 0; s < sizes[id]!; s++) {
+      let source = id;
+      if (rng.random() < p.mislabel) source = (id + 1 + rng.int(p.ids - 1)) % p.ids;
+      let r = rng.random() * wsum, mi = 0;
+      const srcModes = modes[source]!;
+      if (source === id) {
+        while (mi < idModes.length - 1 && r >= w[mi]!) r -= w[mi++]!;
+      } else mi = rng.int(srcModes.length);
+      const q = Math.min(0.99, Math.max(p.qualityMin, p.quality + p.qualitySigma * rng.normal()));
+      const x = around(rng, srcModes[mi]!, q);
+      const dst = order[row++]!;
+      labels[dst] = id;
+      features.set(x, dst * dim);
+      progress.tick();
+    }
+  }
+  progress.done();
+  return { features, labels, n, dim };
+}
+
+/** Similarity statistics of a split, from a fixed random sample of pairs (recorded in the sidecar and README). */
+export function similarityStats(
+  set: SynthSet,
+  options: { pairs?: number; seed?: number } = {},
+): Record<string, number> {
+  const rng = new Rng(options.seed ?? 7);
+  const pairs = options.pairs ?? 200_000;
+  const byLabel = new Map<number, number[]>();
+  for (let i = 0; i < set.n; i++) {
+    const l = set.labels[i]!;
+    const list = byLabel.get(l);
+    if (list) list.push(i);
+    else byLabel.set(l, [i]);
+  }
+  const dot = (a: number, b: number) => {
+    let s = 0;
+    for (let j = 0; j < set.dim; j++) s += set.features[a * set.dim + j]! * set.features[b * set.dim + j]!;
+    return s;
+  };
+  const same: number[] = [], diff: number[] = [];
+  const groups = [...byLabel.values()].filter((g) => g.length > 1);
+  for (let t = 0; t < pairs; t++) {
+    const g = groups[rng.int(groups.length)]!;
+    const a = g[rng.int(g.length)]!;
+    let b = g[rng.int(g.length)]!;
+    if (a === b) b = g[(g.indexOf(a) + 1) % g.length]!;
+    same.push(dot(a, b));
+    diff.push(dot(rng.int(set.n), rng.int(set.n)));
+  }
+  const q = (arr: number[], f: number) => arr[Math.min(arr.length - 1, Math.floor(f * arr.length))]!;
+  same.sort((a, b) => a - b);
+  diff.sort((a, b) => a - b);
+  const share = (arr: number[], th: number) => arr.filter((v) => v >= th).length / arr.length;
+  return {
+    same_identity_cos_median: q(same, 0.5),
+    same_identity_cos_p10: q(same, 0.1),
+    same_identity_cos_p90: q(same, 0.9),
+    same_identity_share_ge_0_7: share(same, 0.7),
+    random_pair_cos_median: q(diff, 0.5),
+    random_pair_cos_p99: q(diff, 0.99),
+    random_pair_cos_p9999: q(diff, 0.9999),
+  };
+}
+
+/** Write one split in the original layout with its sidecars. */
+export function writeSynthSet(
+  prefix: string,
+  name: string,
+  set: SynthSet,
+  params: SynthParams,
+  timings: Timings,
+): void {
+  const featPath = join(prefix, "features", `${name}.bin`);
+  const labelPath = join(prefix, "labels", `${name}.meta`);
+  writeFeatures(featPath, set.features);
+  writeLabels(labelPath, set.labels);
+  const stats = similarityStats(set);
+  const extra = { n: set.n, identities: params.ids, similarity: stats };
+  writeSidecar(featPath, { stage: "synth", params: { ...params }, inputs: [], timings, extra });
+  writeSidecar(labelPath, { stage: "synth", params: { ...params }, inputs: [], timings, extra });
+  log(
+    `synth: ${featPath} (${set.n} × ${set.dim}, ${params.ids} identities) same-id cos median ` +
+      `${stats.same_identity_cos_median!.toFixed(3)}, random-pair median ${stats.random_pair_cos_median!.toFixed(3)}`,
+  );
+}
+
+const spec: CliSpec = {
+  name: "synth",
+  summary: "Generate the embedded MS1M-like benchmark: a training split and a test split with disjoint identities.",
+  options: {
+    prefix: { type: "string", default: "data/synth", help: "output data folder (original layout)" },
+    scale: { type: "string", default: "default", choices: Object.keys(SCALES), help: "benchmark size" },
+    "train-name": { type: "string", default: "part0_train", help: "name of the training split" },
+    "test-name": { type: "string", default: "part1_test", help: "name of the test split" },
+    ids: { type: "int", help: "identities per split (overrides --scale)" },
+    seed: { type: "int", default: 42, help: "random seed" },
+    dim: { type: "int", default: DEFAULT_SYNTH.dim, help: "feature dimension" },
+    "mean-size": { type: "number", default: DEFAULT_SYNTH.meanSize, help: "mean images per identity" },
+    "size-sigma": { type: "number", default: DEFAULT_SYNTH.sizeSigma, help: "log-normal spread of identity sizes" },
+    "min-size": { type: "int", default: DEFAULT_SYNTH.minSize, help: "smallest identity" },
+    "max-size": { type: "int", default: DEFAULT_SYNTH.maxSize, help: "largest identity" },
+    confusable: { type: "number", default: DEFAULT_SYNTH.confusable, help: "share of look-alike identities" },
+    "confusable-cos-min": {
+      type: "number",
+      default: DEFAULT_SYNTH.confusableCosMin,
+      help: "look-alike centre cos, low",
+    },
+    "confusable-cos-max": {
+      type: "number",
+      default: DEFAULT_SYNTH.confusableCosMax,
+      help: "look-alike centre cos, high",
+    },
+    "modes-max": { type: "int", default: DEFAULT_SYNTH.modesMax, help: "most modes per identity" },
+    "mode-cos": { type: "number", default: DEFAULT_SYNTH.modeCos, help: "cosine of a mode to its identity centre" },
+    quality: { type: "number", default: DEFAULT_SYNTH.quality, help: "mean cosine of a sample to its mode" },
+    "quality-sigma": { type: "number", default: DEFAULT_SYNTH.qualitySigma, help: "per-sample spread of quality" },
+    "quality-min": { type: "number", default: DEFAULT_SYNTH.qualityMin, help: "lowest sample quality" },
+    mislabel: { type: "number", default: DEFAULT_SYNTH.mislabel, help: "share of mislabelled samples" },
+  },
+};
+
+/** Parameters of one split from parsed options. */
+export function paramsFromArgs(args: CliArgs, ids: number, seed: number): SynthParams {
+  return {
+    ids,
+    seed,
+    dim: args.num("dim"),
+    meanSize: args.num("mean-size"),
+    sizeSigma: args.num("size-sigma"),
+    minSize: args.num("min-size"),
+    maxSize: args.num("max-size"),
+    confusable: args.num("confusable"),
+    confusableCosMin: args.num("confusable-cos-min"),
+    confusableCosMax: args.num("confusable-cos-max"),
+    modesMax: args.num("modes-max"),
+    modeCos: args.num("mode-cos"),
+    quality: args.num("quality"),
+    qualitySigma: args.num("quality-sigma"),
+    qualityMin: args.num("quality-min"),
+    mislabel: args.num("mislabel"),
+  };
+}
+
+if (import.meta.main) {
+  await runMain(() => {
+    const args = parseCli(spec, Deno.args);
+    const scale = SCALES[args.reqStr("scale")]!;
+    const prefix = args.reqStr("prefix");
+    const seed = args.num("seed");
+    const splits: [string, number, number][] = [
+      [args.reqStr("train-name"), args.optNum("ids") ?? scale.train, seed * 2 + 1],
+      [args.reqStr("test-name"), args.optNum("ids") ?? scale.test, seed * 2 + 2],
+    ];
+    for (const [name, ids, splitSeed] of splits) {
+      const timings = new Timings();
+      const params = paramsFromArgs(args, ids, splitSeed);
+      const set = timings.step("generate", () => generateSynth(params));
+      timings.step("write", () => writeSynthSet(prefix, name, set, params, timings));
+    }
+  });
+}
