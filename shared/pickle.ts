@@ -34,6 +34,11 @@ export interface UnpickleOptions {
   persistentLoad?: (pid: unknown) => unknown;
   /** name of the file, for error messages */
   path?: string;
+  /**
+   * include the built-in allow-list (numpy arrays and scalars, sets, OrderedDict, bytes helpers); default true.
+   * With false only `globals` are allowed — PyTorch checkpoints use this to admit nothing beyond what they need.
+   */
+  builtins?: boolean;
 }
 
 /** Result of {@linkcode unpickle}: the value and the offset just past the STOP opcode. */
@@ -64,7 +69,7 @@ class PendingArray implements Buildable {
   result: NdArray | null = null;
   __setstate__(state: unknown): NdArray {
     if (!(state instanceof PyTuple) || state.length < 5) throw new Error("bad ndarray state");
-    const shape = (state[1] as unknown[]).map(Number);
+    const shape = Array.from(state[1] as unknown[], Number);
     const dtype = state[2] as PickledDType;
     const fortran = state[3] as boolean;
     const raw = state[4];
@@ -93,6 +98,10 @@ function numpyScalar(args: unknown[]): unknown {
 const BUILTIN_GLOBALS: Record<string, (args: unknown[]) => unknown> = {
   "numpy.core.multiarray._reconstruct": () => new PendingArray(),
   "numpy._core.multiarray._reconstruct": () => new PendingArray(),
+  // numpy.ndarray only appears as the class argument of _reconstruct; calling it directly is not supported.
+  "numpy.ndarray": () => {
+    throw new Error("direct ndarray construction is not supported");
+  },
   "numpy.dtype": (a) => new PickledDType(String(a[0])),
   "numpy.core.multiarray.scalar": numpyScalar,
   "numpy._core.multiarray.scalar": numpyScalar,
@@ -117,7 +126,7 @@ export function unpickle(bytes: Uint8Array, offset = 0, options: UnpickleOptions
   const fail = (msg: string): never => {
     throw new LtcError(`${path}: ${msg}`);
   };
-  const allowed = { ...BUILTIN_GLOBALS, ...(options.globals ?? {}) };
+  const allowed = { ...(options.builtins === false ? {} : BUILTIN_GLOBALS), ...(options.globals ?? {}) };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: unknown[] = [];
   const marks: number[] = [];

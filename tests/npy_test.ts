@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import {
+  encodeNpz,
+  type NdArray,
+  NpzFile,
+  parseNpy,
+  readKnn,
+  readNpy,
+  readNpzArray,
+  toNumbers,
+  unpickle,
+  writeKnn,
+  writeNpy,
+  writeNpz,
+} from "../shared/mod.ts";
+import { PyTuple } from "../shared/pickle.ts";
+import { concat } from "../shared/zip.ts";
+import { HAS_SHARED, REF, SHARED, tempDir, throwsWith } from "./_helpers.ts";
+
+const NPY = "fixtures/npy";
+
+Deno.test("npy: numpy-written arrays of every supported dtype read back exactly", () => {
+  const f4 = readNpy(`${NPY}/f4_c.npy`);
+  assert.equal(f4.dtype, "f4");
+  assert.deepEqual(f4.shape, [2, 3, 4]);
+  assert.equal((f4.data as Float32Array)[23], Math.fround(23 / 7));
+  assert.deepEqual([...(readNpy(`${NPY}/f8_1d.npy`).data as Float64Array)], [0.5, -1.25, 3e300, 1e-310]);
+  const i4 = readNpy(`${NPY}/i4.npy`);
+  assert.deepEqual(i4.shape, [2, 2]);
+  assert.deepEqual([...(i4.data as Int32Array)], [1, -2, 2147483647, -2147483648]);
+  assert.deepEqual([...(readNpy(`${NPY}/i8.npy`).data as BigInt64Array)], [0n, -1n, 2n ** 40n, -(2n ** 40n)]);
+  assert.deepEqual([...(readNpy(`${NPY}/u1.npy`).data as Uint8Array)], [0, 1, 255]);
+  const b1 = readNpy(`${NPY}/b1.npy`);
+  assert.equal(b1.dtype, "b1");
+  assert.deepEqual([...(b1.data as Uint8Array)], [1, 0, 1]);
+  const s = readNpy(`${NPY}/scalar0d.npy`);
+  assert.deepEqual(s.shape, []);
+  assert.deepEqual([...(s.data as Float64Array)], [2.5]);
+  assert.deepEqual([...(readNpy(`${NPY}/big_endian.npy`).data as Float64Array)], [1.5, -2]);
+});
+
+Deno.test("npy: Fortran order and unknown dtypes are refused with the file named", () => {
+  throwsWith(() => readNpy(`${NPY}/fortran.npy`), "fortran.npy", "Fortran");
+  throwsWith(() => readNpy(`${NPY}/complex.npy`), "complex.npy", "unsupported dtype");
+  throwsWith(() => parseNpy(new Uint8Array([1, 2, 3]), "x.npy"), "x.npy", "magic");
+  throwsWith(() => readNpy(`${NPY}/missing.npy`), "missing.npy", "no such file");
+});
+
+Deno.test("npy: our writer round-trips and pads the header to 64 bytes like numpy", () => {
+  const dir = tempDir();
+  const arrs: NdArray[] = [
+    { dtype: "f4", shape: [2, 2], data: new Float32Array([1, 2, 3, 4.5]) },
+    { dtype: "i8", shape: [3], data: new BigInt64Array([1n, -5n, 2n ** 50n]) },
+    { dtype: "f8", shape: [], data: new Float64Array([Math.PI]) },
+    { dtype: "b1", shape: [2], data: new Uint8Array([1, 0]) },
+  ];
+  for (const [i, a] of arrs.entries()) {
+    writeNpy(`${dir}/a${i}.npy`, a);
+    const bytes = Deno.readFileSync(`${dir}/a${i}.npy`);
+    const headerLen = bytes[8]! | (bytes[9]! << 8);
+    assert.equal((10 + headerLen) % 64, 0);
+    const back = readNpy(`${dir}/a${i}.npy`);
+    assert.equal(back.dtype, a.dtype);
+    assert.deepEqual(back.shape, a.shape);
+    assert.deepEqual([...(back.data as ArrayLike<unknown> as number[])], [
+      ...(a.data as ArrayLike<unknown> as number[]),
+    ]);
+  }
+});
+
+Deno.test("npz: numpy savez (stored) and savez_compressed (deflated) both read", () => {
+  for (const name of ["stored", "compressed"]) {
+    const z = new NpzFile(`${NPY}/${name}.npz`);
+    assert.deepEqual(z.keys(), ["x", "y"]);
+    const x = z.get("x");
+    assert.deepEqual(x.shape, [2, 3, 4]);
+    assert.equal((x.data as Float32Array)[5], Math.fround(5 / 7));
+    assert.deepEqual([...toNumbers(z.get("y"))], [7, 8, 9]);
+    throwsWith(() => z.get("nope"), `${name}.npz`, "no array 'nope'", "x, y");
+  }
+});
+
+Deno.test("npz: writing is deterministic and round-trips, stored or compressed", () => {
+  const dir = tempDir();
+  const arrays = { data: { dtype: "f8" as const, shape: [3, 2], data: new Float64Array([1, 2, 3, 4, 5, 6]) } };
+  for (const compress of [true, false]) {
+    writeNpz(`${dir}/a.npz`, arrays, { compress });
+    const one = Deno.readFileSync(`${dir}/a.npz`);
+    writeNpz(`${dir}/a.npz`, arrays, { compress });
+    assert.deepEqual(Deno.readFileSync(`${dir}/a.npz`), one);
+    assert.deepEqual([...(readNpzArray(`${dir}/a.npz`).data as Float64Array)], [1, 2, 3, 4, 5, 6]);
+  }
+  // no temp file is left behind
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.npz"]);
+});
+
+Deno.test("npz: truncated and corrupt archives give one clear error naming the file", () => {
+  const dir = tempDir();
+  const good = Deno.readFileSync(`${NPY}/compressed.npz`);
+  Deno.writeFileSync(`${dir}/trunc.npz`, good.subarray(0, good.length - 30));
+  throwsWith(() => new NpzFile(`${dir}/trunc.npz`), "trunc.npz", "corrupt or truncated");
+  const flipped = good.slice();
+  flipped[60] = flipped[60]! ^ 0xff; // inside the first member's deflate stream
+  Deno.writeFileSync(`${dir}/flip.npz`, flipped);
+  throwsWith(() => new NpzFile(`${dir}/flip.npz`).get("x"), "flip.npz");
+  Deno.writeFileSync(`${dir}/empty.npz`, new Uint8Array(0));
+  throwsWith(() => new NpzFile(`${dir}/empty.npz`), "empty.npz", "corrupt or truncated");
+});
+
+Deno.test("pickle: object arrays (ragged hnsw kNN rows) and 0-d meta dicts written by numpy", () => {
+  const g = readKnn(`${NPY}/knn_ragged.npz`);
+  assert.equal(g.n, 3);
+  assert.equal(g.k, 3);
+  assert.deepEqual([...g.nbrs], [0, 2, 1, 1, 0, -1, 2, 0, 1]);
+  assert.deepEqual([...g.dists], [
+    0,
+    Math.fround(0.1),
+    Math.fround(0.3),
+    0,
+    Math.fround(0.3),
+    1,
+    0,
+    Math.fround(0.1),
+    Math.fround(0.4),
+  ]);
+  const meta = new NpzFile(`${NPY}/pred_scores.npz`).get("meta");
+  assert.equal(meta.dtype, "O");
+  assert.deepEqual(meta.shape, []);
+  const dict = (meta.data as unknown[])[0] as Map<string, unknown>;
+  assert.equal(dict.get("tot_inst_num"), 10);
+  assert.deepEqual(dict.get("proposal_folders"), ["a/proposals", "b/proposals"]);
+});
+
+Deno.test("pickle: only allow-listed globals; anything else is refused without running it", () => {
+  // protocol 2: GLOBAL os.system, then REDUCE — the classic code-execution pickle
+  const evil = concat([
+    new Uint8Array([0x80, 2]),
+    new TextEncoder().encode("cos\nsystem\n"),
+    new Uint8Array([0x58, 2, 0, 0, 0]),
+    new TextEncoder().encode("ls"),
+    new Uint8Array([0x85, 0x52, 0x2e]),
+  ]);
+  throwsWith(() => unpickle(evil, 0, { path: "evil.pkl" }), "evil.pkl", "os.system", "not an allowed type");
+  // a tuple of primitives
+  const ok = new Uint8Array([0x80, 2, 0x4b, 7, 0x88, 0x4e, 0x87, 0x2e]);
+  const v = unpickle(ok).value as PyTuple;
+  assert.ok(v instanceof PyTuple);
+  assert.deepEqual([...v], [7, true, null]);
+  throwsWith(() => unpickle(new Uint8Array([0x80, 2, 0x58, 9, 0, 0]), 0, { path: "t.pkl" }), "t.pkl", "truncated");
+});
+
+Deno.test("kNN file: the dense (N, 2, k) float64 layout reads, writes and round-trips byte-identically", () => {
+  const g = readKnn(`${NPY}/knn_dense.npz`);
+  assert.deepEqual([...g.nbrs], [0, 2, 1, 1, 0, 2, 2, 0, 1]);
+  const dir = tempDir();
+  writeKnn(`${dir}/k.npz`, g);
+  const again = readKnn(`${dir}/k.npz`);
+  assert.deepEqual(again, g);
+  const z = new NpzFile(`${dir}/k.npz`).get("data");
+  assert.equal(z.dtype, "f8");
+  assert.deepEqual(z.shape, [3, 2, 3]);
+});
+
+Deno.test({
+  name: "kNN file: the original's faiss_k_80.npz of ref_synth reads and survives a write/read round trip",
+  ignore: !HAS_SHARED,
+  fn() {
+    const g = readKnn(`${REF}/knns/sref/faiss_k_80.npz`);
+    assert.equal(g.n, 4287);
+    assert.equal(g.k, 80);
+    for (let i = 0; i < g.n; i += 97) {
+      assert.equal(g.nbrs[i * 80], i, "self is the first neighbour");
+      for (let j = 1; j < 80; j++) assert.ok(g.dists[i * 80 + j]! >= g.dists[i * 80 + j - 1]!, "ascending distance");
+    }
+    const bytes = encodeNpz({ data: { dtype: "f8", shape: [1], data: new Float64Array([1]) } });
+    assert.ok(bytes.length > 0);
+    const dir = tempDir();
+    writeKnn(`${dir}/faiss_k_80.npz`, g);
+    const orig = new NpzFile(`${REF}/knns/sref/faiss_k_80.npz`).get("data").data as Float64Array;
+    const ours = new NpzFile(`${dir}/faiss_k_80.npz`).get("data").data as Float64Array;
+    assert.deepEqual(ours, orig);
+  },
+});
+
+Deno.test({
+  name: "npz: the original's proposal node (int64) and edge (float64 E×3) files read",
+  ignore: !HAS_SHARED,
+  fn() {
+    const dir = `${REF}/cluster_proposals/sref/faiss_k_80_th_0.7_step_0.05_minsz_3_maxsz_300_iter_0/proposals`;
+    const node = readNpzArray(`${dir}/0_node.npz`);
+    assert.equal(node.dtype, "i8");
+    assert.equal(node.shape.length, 1);
+    const edge = readNpzArray(`${dir}/0_edge.npz`);
+    assert.equal(edge.dtype, "f8");
+    assert.equal(edge.shape[1], 3);
+    const e = edge.data as Float64Array;
+    for (let r = 0; r < edge.shape[0]!; r++) assert.ok(e[3 * r]! < e[3 * r + 1]!, "idx1 < idx2");
+    assert.ok(SHARED.length > 0);
+  },
+});
