@@ -17,7 +17,7 @@ test: $(INSTALLED)
 	@set -o pipefail
 	log=$$(mktemp)
 	status=0
-	$(DENO) test -A tests/ 2>&1 | tee "$$log" || status=$$?
+	NO_COLOR=1 $(DENO) test -A tests/ 2>&1 | tee "$$log" || status=$$?
 	line=$$(grep -aE '^(ok|FAILED) \|' "$$log" | tail -n 1)
 	passed=$$(echo "$$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 	failed=$$(echo "$$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
