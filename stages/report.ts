@@ -1,0 +1,178 @@
+/**
+ * Stage `report`: gather the per-method results of a run into the seed's results table and a Markdown report with
+ * SVG figures.
+ *
+ *     deno task report --run-dir results/RUN --gt-labels data/synth/labels/part1_test.meta [--title "…"]
+ *
+ * Inputs: `RUN/methods/*.json`, one per method, each `{method, order, pred_labels, wall_s, params?}` (the
+ * pipeline writes them; `pred_labels` is a label file). Metrics are computed here from the label files, so the table
+ * can never disagree with the artifacts.
+ * Outputs: the table on stdout, `RUN/report.md`, `RUN/cluster_sizes.svg`, `RUN/precision_recall.svg`,
+ * `RUN/results.json`.
+ * @module
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "../shared/artifact.ts";
+import { type CliSpec, parseCli } from "../shared/cli.ts";
+import { LtcError, readTextChecked, runMain } from "../shared/errors.ts";
+import { readLabels, readLabelsPadded } from "../shared/meta.ts";
+import { type AllMetrics, countClusters, evaluateAll } from "../shared/metrics.ts";
+import { lineChart, scatterChart, type Series } from "../shared/svg.ts";
+
+/** One method's entry as the pipeline records it. */
+export interface MethodEntry {
+  method: string;
+  order: number;
+  pred_labels: string;
+  wall_s: number;
+  params?: Record<string, unknown>;
+}
+
+/** A row of the results table. */
+export interface ResultRow extends MethodEntry {
+  metrics: AllMetrics;
+  clusters: number;
+}
+
+/** Read every `methods/*.json` of a run, sorted by `order` then name. */
+export function readMethodEntries(runDir: string): MethodEntry[] {
+  const dir = join(runDir, "methods");
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name);
+  } catch {
+    throw new LtcError(`${dir}: no such folder (run the pipeline first)`);
+  }
+  if (names.length === 0) throw new LtcError(`${dir}: holds no method results`);
+  const entries = names.map((n) => {
+    const path = join(dir, n);
+    let e: MethodEntry;
+    try {
+      e = JSON.parse(readTextChecked(path));
+    } catch (err) {
+      if (err instanceof LtcError) throw err;
+      throw new LtcError(`${path}: not valid JSON`);
+    }
+    if (typeof e.method !== "string" || typeof e.pred_labels !== "string") {
+      throw new LtcError(`${path}: needs 'method' and 'pred_labels'`);
+    }
+    return e;
+  });
+  return entries.sort((a, b) => (a.order ?? 0) - (b.order ?? 0) || a.method.localeCompare(b.method));
+}
+
+/** Evaluate every entry against the ground truth. */
+export function evaluateEntries(entries: MethodEntry[], gt: Int32Array): ResultRow[] {
+  return entries.map((e) => {
+    const pred = readLabelsPadded(e.pred_labels, gt.length);
+    return { ...e, metrics: evaluateAll(gt, pred), clusters: countClusters(pred) };
+  });
+}
+
+const pct = (v: number) => (v * 100).toFixed(2);
+
+/** The results table in the seed's format (pairwise P/R/F), then BCubed F, NMI, clusters and wall time. */
+export function formatTable(rows: ResultRow[]): string {
+  const lines = [
+    "| Method | Precision | Recall | F-score | BCubed F | NMI | #clusters | Time (s) |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    const m = r.metrics;
+    lines.push(
+      `| ${r.method} | ${pct(m.pairwise.precision)} | ${pct(m.pairwise.recall)} | ${pct(m.pairwise.fscore)} | ` +
+        `${pct(m.bcubed.fscore)} | ${pct(m.nmi)} | ${r.clusters} | ${r.wall_s.toFixed(1)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Cluster-size histogram on doubling bins: [1], [2], [3,4], [5,8], … → (bin upper edge, clusters in bin). */
+export function sizeHistogram(labels: Int32Array): [number, number][] {
+  const sizes = new Map<number, number>();
+  for (const l of labels) sizes.set(l, (sizes.get(l) ?? 0) + 1);
+  const bins = new Map<number, number>();
+  for (const s of sizes.values()) {
+    const edge = s <= 1 ? 1 : 2 ** Math.ceil(Math.log2(s));
+    bins.set(edge, (bins.get(edge) ?? 0) + 1);
+  }
+  return [...bins.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+/** Write report.md, the two SVG figures and results.json into the run folder; returns the table text. */
+export function writeReport(runDir: string, gtPath: string, options: { title?: string } = {}): string {
+  const entries = readMethodEntries(runDir);
+  const gt = readLabels(gtPath);
+  const rows = evaluateEntries(entries, gt);
+  const table = formatTable(rows);
+  const sizeSeries: Series[] = [{ name: "ground truth", points: sizeHistogram(gt), dashed: true }];
+  for (const r of rows) {
+    sizeSeries.push({ name: r.method, points: sizeHistogram(readLabelsPadded(r.pred_labels, gt.length)) });
+  }
+  writeFileAtomic(
+    join(runDir, "cluster_sizes.svg"),
+    lineChart(sizeSeries, {
+      title: "Cluster-size distribution",
+      xLabel: "cluster size (upper edge of doubling bin)",
+      yLabel: "number of clusters",
+      logX: true,
+      logY: true,
+    }),
+  );
+  const prSeries: Series[] = rows.map((r) => ({
+    name: r.method,
+    points: [[r.metrics.pairwise.recall, r.metrics.pairwise.precision]],
+  }));
+  writeFileAtomic(
+    join(runDir, "precision_recall.svg"),
+    scatterChart(prSeries, {
+      title: "Pairwise precision vs recall",
+      xLabel: "recall",
+      yLabel: "precision",
+      xRange: [0, 1],
+      yRange: [0, 1],
+    }),
+  );
+  const title = options.title ?? `Results: ${gtPath}`;
+  const md = [
+    `# ${title}`,
+    "",
+    `Ground truth: \`${gtPath}\` (${gt.length} samples, ${countClusters(gt)} identities).`,
+    "",
+    "Pairwise precision / recall / F-score (the seed's table), then BCubed F-score, NMI (all ×100), the number of",
+    "predicted clusters and the wall time of the method's own stages.",
+    "",
+    table,
+    "",
+    "![cluster sizes](cluster_sizes.svg)",
+    "",
+    "![precision vs recall](precision_recall.svg)",
+    "",
+    "## Parameters",
+    "",
+    ...rows.map((r) =>
+      `- **${r.method}**: \`${r.pred_labels}\` ${r.params ? "`" + JSON.stringify(r.params) + "`" : ""}`
+    ),
+    "",
+  ].join("\n");
+  writeFileAtomic(join(runDir, "report.md"), md);
+  writeFileAtomic(join(runDir, "results.json"), JSON.stringify(rows, null, 2) + "\n");
+  return table;
+}
+
+const spec: CliSpec = {
+  name: "report",
+  summary: "Results table (seed format) and report.md with SVG figures for one pipeline run.",
+  options: {
+    "run-dir": { type: "string", required: true, help: "the run folder (holds methods/*.json)" },
+    "gt-labels": { type: "string", required: true, help: "ground-truth .meta of the test set" },
+    title: { type: "string", help: "report title" },
+  },
+};
+
+if (import.meta.main) {
+  await runMain(() => {
+    const args = parseCli(spec, Deno.args);
+    console.log(writeReport(args.reqStr("run-dir"), args.reqStr("gt-labels"), { title: args.str("title") }));
+  });
+}
