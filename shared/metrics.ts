@@ -37,6 +37,25 @@ interface Contingency {
 /** Map arbitrary integer labels to dense ids 0..C-1 (in order of first appearance). */
 function denseIds(labels: ArrayLike<number>): { ids: Int32Array; count: number } {
   const ids = new Int32Array(labels.length);
+  let lo = Infinity, hi = -Infinity, ints = true;
+  for (let i = 0; i < labels.length; i++) {
+    const v = labels[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    if (!Number.isInteger(v)) ints = false;
+  }
+  if (ints && hi - lo <= 4 * labels.length + 1024) {
+    // Dense integer labels (the usual case): a lookup table is far faster than a Map.
+    const table = new Int32Array(hi - lo + 1).fill(-1);
+    let count = 0;
+    for (let i = 0; i < labels.length; i++) {
+      const k = labels[i]! - lo;
+      let id = table[k]!;
+      if (id < 0) table[k] = id = count++;
+      ids[i] = id;
+    }
+    return { ids, count };
+  }
   const map = new Map<number, number>();
   for (let i = 0; i < labels.length; i++) {
     const v = labels[i]!;
@@ -45,6 +64,20 @@ function denseIds(labels: ArrayLike<number>): { ids: Int32Array; count: number }
     ids[i] = id;
   }
   return { ids, count: map.size };
+}
+
+/** Stable counting sort of `items` (default 0..n-1) by `keys[item]` in 0..count-1. */
+function countingOrder(keys: Int32Array, count: number, items: Int32Array | null): Int32Array {
+  const n = keys.length;
+  const start = new Int32Array(count + 1);
+  for (let i = 0; i < n; i++) start[keys[i]! + 1]!++;
+  for (let c = 0; c < count; c++) start[c + 1]! += start[c]!;
+  const out = new Int32Array(n);
+  for (let t = 0; t < n; t++) {
+    const i = items ? items[t]! : t;
+    out[start[keys[i]!]!++] = i;
+  }
+  return out;
 }
 
 function contingency(gt: ArrayLike<number>, pred: ArrayLike<number>): Contingency {
@@ -57,31 +90,31 @@ function contingency(gt: ArrayLike<number>, pred: ArrayLike<number>): Contingenc
   const p = denseIds(pred);
   const gtSizes = new Float64Array(g.count);
   const predSizes = new Float64Array(p.count);
-  const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     gtSizes[g.ids[i]!]!++;
     predSizes[p.ids[i]!]!++;
-    keys[i] = g.ids[i]! * p.count + p.ids[i]!;
   }
-  keys.sort();
-  const cg: number[] = [], cp: number[] = [], cc: number[] = [];
+  // Two stable counting sorts (by cluster, then by class) group equal (class, cluster) pairs in O(n + C + K).
+  const byPred = countingOrder(p.ids, p.count, null);
+  const order = countingOrder(g.ids, g.count, byPred);
+  const cg = new Int32Array(n), cp = new Int32Array(n), cc = new Float64Array(n);
+  let cells = 0;
   for (let s = 0; s < n;) {
+    const gi = g.ids[order[s]!]!, pj = p.ids[order[s]!]!;
     let e = s + 1;
-    while (e < n && keys[e] === keys[s]) e++;
-    const key = keys[s]!;
-    const gi = Math.floor(key / p.count);
-    cg.push(gi);
-    cp.push(key - gi * p.count);
-    cc.push(e - s);
+    while (e < n && g.ids[order[e]!] === gi && p.ids[order[e]!] === pj) e++;
+    cg[cells] = gi;
+    cp[cells] = pj;
+    cc[cells++] = e - s;
     s = e;
   }
   return {
     n,
     gtSizes,
     predSizes,
-    cellGt: Int32Array.from(cg),
-    cellPred: Int32Array.from(cp),
-    cellCount: Float64Array.from(cc),
+    cellGt: cg.subarray(0, cells),
+    cellPred: cp.subarray(0, cells),
+    cellCount: cc.subarray(0, cells),
   };
 }
 
