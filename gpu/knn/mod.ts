@@ -16,6 +16,7 @@ import type { KnnGraph } from "../../shared/knn_file.ts";
 import { Progress } from "../../shared/progress.ts";
 import type { BackendChoice } from "../device.ts";
 import { knnJs, pairsJs } from "./cpu_js.ts";
+import { knnOrt, loadOrt, pairsOrt } from "./cpu_ort.ts";
 import type { PairList } from "./pairs.ts";
 
 export type { PairList } from "./pairs.ts";
@@ -61,11 +62,45 @@ export async function exactKnn(features: Features, options: ExactKnnOptions): Pr
   if (queries.dim !== features.dim) {
     throw new LtcError(`exactKnn: queries have dim ${queries.dim} but the base has dim ${features.dim}`);
   }
-  await Promise.resolve();
-  const progress = options.progress === false ? undefined : new Progress("knn", queries.n);
-  const { nbrs, dists } = knnJs(features, queries, k, (n) => progress?.tick(n));
-  progress?.done();
-  return { graph: { n: queries.n, k, nbrs, dists }, backend: "cpu (typescript)" };
+  const bar = options.progress === false ? undefined : fractionBar("knn");
+  try {
+    if (await ortAvailable()) {
+      const r = await knnOrt(features, queries, k, { onProgress: bar?.update });
+      return { graph: { n: queries.n, k, nbrs: r.nbrs, dists: r.dists }, backend: `cpu (${r.label})` };
+    }
+    let rows = 0;
+    const { nbrs, dists } = knnJs(features, queries, k, (n) => bar?.update((rows += n) / queries.n));
+    return { graph: { n: queries.n, k, nbrs, dists }, backend: "cpu (typescript)" };
+  } finally {
+    bar?.done();
+  }
+}
+
+/** Whether an onnxruntime build loads here (else the TypeScript path runs). */
+async function ortAvailable(): Promise<boolean> {
+  try {
+    await loadOrt();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A progress bar fed with completed fractions. */
+function fractionBar(label: string): { update: (fraction: number) => void; done: () => void } {
+  const steps = 1000;
+  const p = new Progress(label, steps);
+  let shown = 0;
+  return {
+    update: (fraction: number) => {
+      const now = Math.min(steps, Math.floor(fraction * steps));
+      if (now > shown) {
+        p.tick(now - shown);
+        shown = now;
+      }
+    },
+    done: () => p.done(),
+  };
 }
 
 /** Options of {@linkcode similarityPairs}. */
@@ -90,7 +125,10 @@ export async function similarityPairs(
 ): Promise<PairList & { backend: string }> {
   checkFeatures(features, "similarityPairs features");
   if (!Number.isFinite(options.minSim)) throw new LtcError(`similarityPairs: minSim must be a finite number`);
-  await Promise.resolve();
+  if (await ortAvailable()) {
+    const r = await pairsOrt(features, options.minSim);
+    return { i: r.i, j: r.j, sim: r.sim, backend: `cpu (${r.label})` };
+  }
   return { ...pairsJs(features, options.minSim), backend: "cpu (typescript)" };
 }
 

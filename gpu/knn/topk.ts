@@ -106,6 +106,41 @@ export class RowTopK {
   }
 
   /**
+   * Finish every row in place (this object's buffers become the result; it must not be used afterwards): rows best
+   * first, ids −1 / distance 1 for empty slots, distance `1 − sim` in float32. Saves a second N × k copy.
+   */
+  finishInPlace(): { nbrs: Int32Array; dists: Float32Array } {
+    const k = this.k;
+    const hs = this.sims, hi = this.ids;
+    const order = new Int32Array(k);
+    const tmpS = new Float32Array(k), tmpI = new Int32Array(k);
+    for (let row = 0; row < this.rows; row++) {
+      const base = row * k;
+      for (let t = 0; t < k; t++) order[t] = t;
+      order.sort((a, b) => {
+        const sa = hs[base + a]!, sb = hs[base + b]!;
+        if (sa !== sb) return sa > sb ? -1 : 1;
+        return hi[base + a]! - hi[base + b]!;
+      });
+      for (let t = 0; t < k; t++) {
+        tmpS[t] = hs[base + order[t]!]!;
+        tmpI[t] = hi[base + order[t]!]!;
+      }
+      for (let t = 0; t < k; t++) {
+        const id = tmpI[t]!;
+        if (id === EMPTY_ID) {
+          hi[base + t] = -1;
+          hs[base + t] = 1;
+        } else {
+          hi[base + t] = id;
+          hs[base + t] = Math.fround(1 - tmpS[t]!);
+        }
+      }
+    }
+    return { nbrs: hi, dists: hs };
+  }
+
+  /**
    * Write the rows, best first, into `nbrs`/`dists` (row-major, `k` per row) starting at output row `outRow0`.
    * Distance is `1 − sim` rounded to float32, as faiss users compute it from IndexFlatIP similarities.
    */
