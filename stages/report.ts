@@ -2,11 +2,11 @@
  * Stage `report`: gather the per-method results of a run into the seed's results table and a Markdown report with
  * SVG figures.
  *
- *     deno task report --run-dir results/RUN --gt-labels data/synth/labels/part1_test.meta [--title "…"]
+ *     deno task report --run-dir results/RUN --gt-labels data/synth/default/labels/part1_test.meta \
+ *       --method "CDP (th=0.7)=results/RUN/baselines/cdp/pred_labels.txt" --method "GCN-D (0.7, 0.75)=…"
  *
- * Inputs: `RUN/methods/*.json`, one per method, each `{method, order, pred_labels, wall_s, params?}` (the
- * pipeline writes them; `pred_labels` is a label file). Metrics are computed here from the label files, so the table
- * can never disagree with the artifacts.
+ * Inputs: one `LABEL=pred_labels.txt` per table row; wall time and parameters come from each label file's sidecar.
+ * Metrics are computed here from the label files, so the table can never disagree with the artifacts.
  * Outputs: the table on stdout, `RUN/report.md`, `RUN/cluster_sizes.svg`, `RUN/precision_recall.svg`,
  * `RUN/results.json`.
  * @module
@@ -14,51 +14,45 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/artifact.ts";
 import { type CliSpec, parseCli } from "../shared/cli.ts";
-import { LtcError, readTextChecked, runMain } from "../shared/errors.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
 import { readLabels, readLabelsPadded } from "../shared/meta.ts";
 import { type AllMetrics, countClusters, evaluateAll } from "../shared/metrics.ts";
 import { lineChart, scatterChart, type Series } from "../shared/svg.ts";
 
-/** One method's entry as the pipeline records it. */
+/** One method of the table: its label file and the wall time of the stage that produced it. */
 export interface MethodEntry {
   method: string;
-  order: number;
   pred_labels: string;
+  /** seconds, from the label file's sidecar (`timings_s.total`); NaN when it has none */
   wall_s: number;
   params?: Record<string, unknown>;
+}
+
+/**
+ * Parse `Label=path/to/pred_labels.txt` specs, in table order. The wall time and parameters come from the label
+ * file's sidecar (`<file>.meta.json`) when there is one.
+ */
+export function parseMethodSpecs(specs: string[]): MethodEntry[] {
+  if (specs.length === 0) throw new LtcError("report: give at least one --method LABEL=PRED_LABELS");
+  return specs.map((spec) => {
+    const eq = spec.lastIndexOf("=");
+    if (eq <= 0) throw new LtcError(`report: --method '${spec}' must look like LABEL=path/to/pred_labels.txt`);
+    const method = spec.slice(0, eq), path = spec.slice(eq + 1);
+    let wall = NaN;
+    let params: Record<string, unknown> | undefined;
+    try {
+      const side = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+      wall = Number(side.timings_s?.total ?? NaN);
+      params = side.params;
+    } catch { /* no sidecar: time unknown */ }
+    return { method, pred_labels: path, wall_s: wall, params };
+  });
 }
 
 /** A row of the results table. */
 export interface ResultRow extends MethodEntry {
   metrics: AllMetrics;
   clusters: number;
-}
-
-/** Read every `methods/*.json` of a run, sorted by `order` then name. */
-export function readMethodEntries(runDir: string): MethodEntry[] {
-  const dir = join(runDir, "methods");
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name);
-  } catch {
-    throw new LtcError(`${dir}: no such folder (run the pipeline first)`);
-  }
-  if (names.length === 0) throw new LtcError(`${dir}: holds no method results`);
-  const entries = names.map((n) => {
-    const path = join(dir, n);
-    let e: MethodEntry;
-    try {
-      e = JSON.parse(readTextChecked(path));
-    } catch (err) {
-      if (err instanceof LtcError) throw err;
-      throw new LtcError(`${path}: not valid JSON`);
-    }
-    if (typeof e.method !== "string" || typeof e.pred_labels !== "string") {
-      throw new LtcError(`${path}: needs 'method' and 'pred_labels'`);
-    }
-    return e;
-  });
-  return entries.sort((a, b) => (a.order ?? 0) - (b.order ?? 0) || a.method.localeCompare(b.method));
 }
 
 /** Evaluate every entry against the ground truth. */
@@ -81,7 +75,9 @@ export function formatTable(rows: ResultRow[]): string {
     const m = r.metrics;
     lines.push(
       `| ${r.method} | ${pct(m.pairwise.precision)} | ${pct(m.pairwise.recall)} | ${pct(m.pairwise.fscore)} | ` +
-        `${pct(m.bcubed.fscore)} | ${pct(m.nmi)} | ${r.clusters} | ${r.wall_s.toFixed(1)} |`,
+        `${pct(m.bcubed.fscore)} | ${pct(m.nmi)} | ${r.clusters} | ${
+          Number.isFinite(r.wall_s) ? r.wall_s.toFixed(1) : "–"
+        } |`,
     );
   }
   return lines.join("\n");
@@ -100,8 +96,12 @@ export function sizeHistogram(labels: Int32Array): [number, number][] {
 }
 
 /** Write report.md, the two SVG figures and results.json into the run folder; returns the table text. */
-export function writeReport(runDir: string, gtPath: string, options: { title?: string } = {}): string {
-  const entries = readMethodEntries(runDir);
+export function writeReport(
+  runDir: string,
+  gtPath: string,
+  options: { methods: string[]; title?: string },
+): string {
+  const entries = parseMethodSpecs(options.methods);
   const gt = readLabels(gtPath);
   const rows = evaluateEntries(entries, gt);
   const table = formatTable(rows);
@@ -164,7 +164,8 @@ const spec: CliSpec = {
   name: "report",
   summary: "Results table (seed format) and report.md with SVG figures for one pipeline run.",
   options: {
-    "run-dir": { type: "string", required: true, help: "the run folder (holds methods/*.json)" },
+    "run-dir": { type: "string", required: true, help: "folder for report.md, figures and results.json" },
+    method: { type: "string", multiple: true, help: "LABEL=pred_labels.txt, one per table row, in order" },
     "gt-labels": { type: "string", required: true, help: "ground-truth .meta of the test set" },
     title: { type: "string", help: "report title" },
   },
@@ -173,6 +174,9 @@ const spec: CliSpec = {
 if (import.meta.main) {
   await runMain(() => {
     const args = parseCli(spec, Deno.args);
-    console.log(writeReport(args.reqStr("run-dir"), args.reqStr("gt-labels"), { title: args.str("title") }));
+    console.log(writeReport(args.reqStr("run-dir"), args.reqStr("gt-labels"), {
+      methods: args.strs("method"),
+      title: args.str("title"),
+    }));
   });
 }
