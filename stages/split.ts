@@ -1,0 +1,75 @@
+/**
+ * Stage `split`: split a labelled dataset into a training and a test set with disjoint identities — how the
+ * benchmark's part0_train / part1_test relate — so GCN-D can be trained and tested on real embeddings that come as one
+ * set (e.g. the CelebA face-api set in `../shared/data/real`).
+ *
+ *     deno task split --prefix ../shared/data/real --name celeba6300_faceapi128 --dim 128 --oprefix data/celeba \
+ *         [--test-share 0.5] [--seed 42]
+ *
+ * Writes `OPREFIX/features/NAME_train.bin`, `OPREFIX/labels/NAME_train.meta` and the same for `NAME_test`, rows in
+ * their original relative order and raw (not normalised: later stages normalise or centre as asked).
+ * @module
+ */
+import { join } from "node:path";
+import { Timings, writeSidecar } from "../shared/artifact.ts";
+import { type CliSpec, parseCli } from "../shared/cli.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
+import { readFeatures, writeFeatures } from "../shared/features.ts";
+import { readMeta, writeLabels } from "../shared/meta.ts";
+import { log } from "../shared/progress.ts";
+import { Rng } from "../shared/random.ts";
+
+/** Which rows go to the test side: whole identities, a seeded random `testShare` of them. */
+export function identitySplit(
+  lb2idxs: Map<number, number[]>,
+  options: { testShare: number; seed: number },
+): Uint8Array {
+  if (!(options.testShare > 0 && options.testShare < 1)) {
+    throw new LtcError(`split: --test-share must lie strictly between 0 and 1, got ${options.testShare}`);
+  }
+  const ids = [...lb2idxs.keys()].sort((a, b) => a - b);
+  if (ids.length < 2) throw new LtcError("split: need at least two identities");
+  new Rng(options.seed).shuffle(ids);
+  const nTest = Math.min(ids.length - 1, Math.max(1, Math.round(ids.length * options.testShare)));
+  const isTest = new Uint8Array([...lb2idxs.values()].reduce((n, l) => n + l.length, 0));
+  for (const id of ids.slice(0, nTest)) for (const i of lb2idxs.get(id)!) isTest[i] = 1;
+  return isTest;
+}
+
+const spec: CliSpec = {
+  name: "split",
+  summary: "Split a labelled set into NAME_train and NAME_test with disjoint identities.",
+  options: {
+    prefix: { type: "string", required: true, help: "data folder holding features/NAME.bin and labels/NAME.meta" },
+    name: { type: "string", required: true, help: "dataset name" },
+    oprefix: { type: "string", required: true, help: "output data folder" },
+    dim: { type: "int", default: 256, help: "feature dimension" },
+    "test-share": { type: "number", default: 0.5, help: "share of identities in the test set" },
+    seed: { type: "int", default: 42, help: "random seed" },
+  },
+};
+
+if (import.meta.main) {
+  await runMain(() => {
+    const args = parseCli(spec, Deno.args);
+    const timings = new Timings();
+    const prefix = args.reqStr("prefix"), name = args.reqStr("name"), oprefix = args.reqStr("oprefix");
+    const featPath = join(prefix, "features", `${name}.bin`), labelPath = join(prefix, "labels", `${name}.meta`);
+    const meta = readMeta(labelPath);
+    const feats = readFeatures(featPath, { dim: args.num("dim"), normalize: false, count: meta.labels.length });
+    const isTest = identitySplit(meta.lb2idxs, { testShare: args.num("test-share"), seed: args.num("seed") });
+    for (const [suffix, side] of [["train", 0], ["test", 1]] as const) {
+      const rows = [...isTest.keys()].filter((i) => isTest[i] === side);
+      const data = new Float32Array(rows.length * feats.dim);
+      rows.forEach((r, t) => data.set(feats.data.subarray(r * feats.dim, (r + 1) * feats.dim), t * feats.dim));
+      const out = join(oprefix, "features", `${name}_${suffix}.bin`);
+      const outLabels = join(oprefix, "labels", `${name}_${suffix}.meta`);
+      writeFeatures(out, data);
+      writeLabels(outLabels, rows.map((r) => meta.labels[r]!));
+      const params = { name, test_share: args.num("test-share"), seed: args.num("seed"), side: suffix };
+      writeSidecar(out, { stage: "split", params, inputs: [featPath, labelPath], timings });
+      writeSidecar(outLabels, { stage: "split", params, inputs: [featPath, labelPath], timings });
+      log(`split: ${out} (${rows.length} rows, ${new Set(rows.map((r) => meta.labels[r])).size} identities)`);
+    }
+  });
+}
