@@ -14,9 +14,10 @@ import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import type { KnnGraph } from "../../shared/knn_file.ts";
 import { Progress } from "../../shared/progress.ts";
-import type { BackendChoice } from "../device.ts";
+import { type BackendChoice, resolveBackend } from "../device.ts";
 import { knnJs, pairsJs } from "./cpu_js.ts";
 import { knnOrt, loadOrt, pairsOrt } from "./cpu_ort.ts";
+import { knnWebGpu } from "./webgpu.ts";
 import type { PairList } from "./pairs.ts";
 
 export type { PairList } from "./pairs.ts";
@@ -64,6 +65,14 @@ export async function exactKnn(features: Features, options: ExactKnnOptions): Pr
   }
   const bar = options.progress === false ? undefined : fractionBar("knn");
   try {
+    const resolved = await resolveBackend(options.backend ?? "auto");
+    if (resolved.kind === "webgpu") {
+      const r = await knnWebGpu(resolved.gpu, features, queries, k, { onProgress: bar?.update });
+      return {
+        graph: { n: queries.n, k, nbrs: r.nbrs, dists: r.dists },
+        backend: `webgpu (${resolved.gpu.adapterName})`,
+      };
+    }
     if (await ortAvailable()) {
       const r = await knnOrt(features, queries, k, { onProgress: bar?.update });
       return { graph: { n: queries.n, k, nbrs: r.nbrs, dists: r.dists }, backend: `cpu (${r.label})` };

@@ -1,0 +1,184 @@
+/**
+ * Exact kNN on WebGPU with the hand-written WGSL tile kernel `knn_tile.wgsl` (inner-product tiles with a fused
+ * per-row top-k; the N×N matrix never exists). Features are uploaded once, split into GPU buffers that each fit one
+ * storage binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe). Queries run in batches whose
+ * heaps fit a binding; each batch visits every base buffer with one dispatch per base range, the heaps persisting in
+ * GPU memory between dispatches; base ranges are further split across the grid's y axis so small query batches
+ * still fill the GPU. The per-split heaps come back to the host and are merged with {@linkcode RowTopK}.
+ * @module
+ */
+import type { Features } from "../../shared/features.ts";
+import type { GpuContext } from "../device.ts";
+import { RowTopK } from "./topk.ts";
+
+const TQ = 64;
+const TB = 64;
+const EMPTY_SIM = -3e38;
+/** Base rows per dispatch: keeps each dispatch short (watchdogs, progress). */
+const BASE_ROWS_PER_DISPATCH = 16384;
+/** Aim for at least this many workgroups per dispatch. */
+const TARGET_WORKGROUPS = 1024;
+
+let shaderCache: { device: GPUDevice; pipeline: GPUComputePipeline } | null = null;
+
+/**
+ * The kernel source with its staging depth TD specialised: 32 dims per barrier pair where the device grants the
+ * 16.5 KiB of workgroup memory that needs, else 16 (fits WebGPU's guaranteed 16 KiB). TD must stay ≥ 16 because the
+ * staging array doubles as the 32 × 64 similarity exchange.
+ */
+export function knnShaderSource(maxWorkgroupBytes: number): string {
+  const td = maxWorkgroupBytes >= 32 * 32 * 16 + 1024 ? 32 : 16;
+  const code = Deno.readTextFileSync(new URL("./knn_tile.wgsl", import.meta.url));
+  const out = code.replace(/const TD: u32 = \d+u;/, `const TD: u32 = ${td}u;`);
+  if (out === code && td !== 16) throw new Error("knn_tile.wgsl: TD declaration not found");
+  return out;
+}
+
+/** The compiled kernel for a device (compiled once per process; errors surface here, not as silent garbage). */
+async function pipelineFor(device: GPUDevice): Promise<GPUComputePipeline> {
+  if (shaderCache?.device === device) return shaderCache.pipeline;
+  const code = knnShaderSource(device.limits.maxComputeWorkgroupStorageSize);
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code, label: "knn_tile" });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+  const err = await device.popErrorScope();
+  if (err) throw new Error(`knn_tile.wgsl: ${err.message}`);
+  shaderCache = { device, pipeline };
+  return pipeline;
+}
+
+/** Features on the GPU: consecutive row ranges, each in its own buffer that fits one storage binding. */
+export interface GpuRows {
+  dim: number;
+  n: number;
+  parts: { buffer: GPUBuffer; row0: number; rows: number }[];
+  destroy(): void;
+}
+
+/** Rows per GPU buffer for `dim`: fits a binding and is a multiple of 64 (keeps binding offsets aligned). */
+function rowsPerPart(device: GPUDevice, dim: number): number {
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const rows = Math.floor(limit / (dim * 4) / TQ) * TQ;
+  if (rows < TQ) throw new Error(`webgpu: dim ${dim} too large for a ${limit}-byte storage binding`);
+  return rows;
+}
+
+/** Upload features once, cut into binding-sized buffers. */
+export function uploadRows(gpu: GpuContext, f: Features): GpuRows {
+  const { device } = gpu;
+  const per = rowsPerPart(device, f.dim);
+  const parts: GpuRows["parts"] = [];
+  for (let row0 = 0; row0 < f.n; row0 += per) {
+    const rows = Math.min(per, f.n - row0);
+    const buffer = device.createBuffer({
+      size: Math.max(16, rows * f.dim * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      label: `features ${row0}+${rows}`,
+    });
+    device.queue.writeBuffer(buffer, 0, f.data as Float32Array<ArrayBuffer>, row0 * f.dim, rows * f.dim);
+    parts.push({ buffer, row0, rows });
+  }
+  return { dim: f.dim, n: f.n, parts, destroy: () => parts.forEach((p) => p.buffer.destroy()) };
+}
+
+/** Exact top-k of every query row among the base rows on WebGPU. */
+export async function knnWebGpu(
+  gpu: GpuContext,
+  base: Features,
+  queries: Features,
+  k: number,
+  options: { onProgress?: (fraction: number) => void } = {},
+): Promise<{ nbrs: Int32Array; dists: Float32Array }> {
+  const { device } = gpu;
+  const pipeline = await pipelineFor(device);
+  const dim = base.dim;
+  const gBase = uploadRows(gpu, base);
+  const gQuery = queries === base ? gBase : uploadRows(gpu, queries);
+  const top = new RowTopK(queries.n, k);
+  const bindLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const params = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const totalWork = queries.n * base.n;
+  let done = 0;
+  try {
+    for (const qPart of gQuery.parts) {
+      // query batches: rows × splits × k heap entries must fit a binding
+      const maxSplits = Math.max(1, Math.ceil(TARGET_WORKGROUPS / Math.ceil(Math.min(qPart.rows, 65536) / TQ)));
+      const splitsCap = Math.min(maxSplits, Math.ceil(Math.min(base.n, BASE_ROWS_PER_DISPATCH) / TB));
+      const batchRows = Math.max(
+        TQ,
+        Math.min(qPart.rows, 65536, Math.floor(bindLimit / (4 * splitsCap * k) / TQ) * TQ),
+      );
+      for (let b0 = 0; b0 < qPart.rows; b0 += batchRows) {
+        const qRows = Math.min(batchRows, qPart.rows - b0);
+        const qTiles = Math.ceil(qRows / TQ);
+        const splits = Math.max(1, Math.min(splitsCap, Math.ceil(TARGET_WORKGROUPS / qTiles)));
+        const heapLen = qRows * splits * k;
+        const heapSim = device.createBuffer({
+          size: heapLen * 4,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        });
+        const heapId = device.createBuffer({
+          size: heapLen * 4,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        });
+        device.queue.writeBuffer(heapSim, 0, new Float32Array(heapLen).fill(EMPTY_SIM));
+        device.queue.writeBuffer(heapId, 0, new Int32Array(heapLen).fill(-1));
+        for (const bPart of gBase.parts) {
+          for (let r0 = 0; r0 < bPart.rows; r0 += BASE_ROWS_PER_DISPATCH) {
+            const bRows = Math.min(BASE_ROWS_PER_DISPATCH, bPart.rows - r0);
+            const bTiles = Math.ceil(bRows / TB);
+            const tilesPerSplit = Math.ceil(bTiles / splits);
+            device.queue.writeBuffer(
+              params,
+              0,
+              Uint32Array.of(qRows, bRows, dim, k, splits, tilesPerSplit, bPart.row0 + r0, bTiles),
+            );
+            const bind = device.createBindGroup({
+              layout: pipeline.getBindGroupLayout(0),
+              entries: [
+                { binding: 0, resource: { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 } },
+                { binding: 1, resource: { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 } },
+                { binding: 2, resource: { buffer: heapSim } },
+                { binding: 3, resource: { buffer: heapId } },
+                { binding: 4, resource: { buffer: params } },
+              ],
+            });
+            const enc = device.createCommandEncoder();
+            const pass = enc.beginComputePass();
+            pass.setPipeline(pipeline);
+            pass.setBindGroup(0, bind);
+            pass.dispatchWorkgroups(qTiles, splits);
+            pass.end();
+            device.queue.submit([enc.finish()]);
+            await device.queue.onSubmittedWorkDone();
+            done += qRows * bRows;
+            options.onProgress?.(done / totalWork);
+          }
+        }
+        const sims = new Float32Array(await readBack(device, heapSim, heapLen * 4));
+        const ids = new Int32Array(await readBack(device, heapId, heapLen * 4));
+        heapSim.destroy();
+        heapId.destroy();
+        top.offerRows(qPart.row0 + b0, qRows, splits * k, sims, ids);
+      }
+    }
+  } finally {
+    params.destroy();
+    gBase.destroy();
+    if (gQuery !== gBase) gQuery.destroy();
+  }
+  return top.finishInPlace();
+}
+
+/** Copy a GPU buffer to the host. */
+async function readBack(device: GPUDevice, src: GPUBuffer, size: number): Promise<ArrayBuffer> {
+  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, 0, staging, 0, size);
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
