@@ -176,7 +176,7 @@ function toIntList(v: unknown, what: string, path: string): number[] {
   if (!Array.isArray(v) || !v.every((x) => typeof x === "number" && Number.isInteger(x))) {
     throw new LtcError(`${path}: tensor ${what} is not a tuple of integers`);
   }
-  return v as number[];
+  return Array.from(v as number[]);
 }
 
 /** The pickle options that admit exactly what a checkpoint's object pickle needs. */

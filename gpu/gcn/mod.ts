@@ -17,6 +17,7 @@ export * from "./graph.ts";
 export * from "./infer.ts";
 export * from "./model.ts";
 export * from "./rng.ts";
+export * from "./trainer.ts";
 export * from "./webgpu.ts";
 
 /**
