@@ -94,7 +94,10 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
   const timings = new Timings();
   const backend = options.backend ?? "auto";
   if (method === "exact") {
-    const r = await timings.stepAsync("exact_knn", () => exactKnn(features, { k, backend, progress: options.progress }));
+    const r = await timings.stepAsync(
+      "exact_knn",
+      () => exactKnn(features, { k, backend, progress: options.progress }),
+    );
     return { graph: r.graph, method, backend: r.backend, timings };
   }
   const shards = options.hnsw?.shards ?? 1;
@@ -114,7 +117,8 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
     rows.forEach((i, t) => q.set(features.data.subarray(i * features.dim, (i + 1) * features.dim), t * features.dim));
     const ex = await timings.stepAsync(
       "recall_exact_sample",
-      () => exactKnn(features, { k, backend, queries: { data: q, n: rows.length, dim: features.dim }, progress: false }),
+      () =>
+        exactKnn(features, { k, backend, queries: { data: q, n: rows.length, dim: features.dim }, progress: false }),
     );
     result.recall = { sample: rows.length, recallAtK: recallAtK(graph, ex.graph, rows), backend: ex.backend };
   }
