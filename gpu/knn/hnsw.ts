@@ -99,8 +99,9 @@ export async function hnswShard(
   range: { r0: number; r1: number; queries: Float32Array; nq: number },
   k: number,
   params: HnswParams & { onProgress?: (fraction: number) => void },
-): Promise<{ sims: Float32Array; ids: Int32Array }> {
+): Promise<{ sims: Float32Array; ids: Int32Array; buildSeconds: number; querySeconds: number }> {
   const lib = await loadHnswlib();
+  const t0 = performance.now();
   const { r0, r1, queries, nq } = range;
   const index = new lib.HierarchicalNSW("ip", dim, "");
   const rows = r1 - r0;
@@ -111,6 +112,7 @@ export async function hnswShard(
     if ((i - r0) % 1024 === 1023) params.onProgress?.((i - r0 + 1) / total);
   }
   index.setEfSearch(params.ef);
+  const t1 = performance.now();
   const kk = Math.min(k, rows);
   const sims = new Float32Array(nq * k).fill(-Infinity);
   const ids = new Int32Array(nq * k).fill(-1);
@@ -124,25 +126,37 @@ export async function hnswShard(
     if (q % 1024 === 1023) params.onProgress?.((rows + q + 1) / total);
   }
   index.delete?.();
-  return { sims, ids };
+  return { sims, ids, buildSeconds: (t1 - t0) / 1000, querySeconds: (performance.now() - t1) / 1000 };
 }
 
 /** HNSW kNN of every query row (default: the base rows) among the base rows. */
 export async function hnswKnn(
   base: Features,
   options: HnswOptions & { queries?: Features },
-): Promise<{ nbrs: Int32Array; dists: Float32Array; params: HnswParams; shards: number }> {
+): Promise<
+  {
+    nbrs: Int32Array;
+    dists: Float32Array;
+    params: HnswParams;
+    shards: number;
+    buildSeconds: number;
+    querySeconds: number;
+  }
+> {
   const { k } = options;
   const params = hnswParams(options);
   const queries = options.queries ?? base;
   const shards = Math.max(1, Math.min(options.shards ?? 1, Math.floor(base.n / k)));
   const top = new RowTopK(queries.n, k);
+  let buildSeconds = 0, querySeconds = 0;
   if (shards === 1) {
     const r = await hnswShard(base.data, base.dim, { r0: 0, r1: base.n, queries: queries.data, nq: queries.n }, k, {
       ...params,
       onProgress: options.onProgress,
     });
     top.offerRows(0, queries.n, k, r.sims, r.ids);
+    buildSeconds = r.buildSeconds;
+    querySeconds = r.querySeconds;
   } else {
     const fractions = new Array<number>(shards).fill(0);
     const sharedBase = shared(base.data.subarray(0, base.n * base.dim));
@@ -157,10 +171,14 @@ export async function hnswKnn(
         });
       }),
     );
-    for (const r of results) top.offerRows(0, queries.n, k, r.sims, r.ids);
+    for (const r of results) {
+      top.offerRows(0, queries.n, k, r.sims, r.ids);
+      buildSeconds = Math.max(buildSeconds, r.buildSeconds);
+      querySeconds = Math.max(querySeconds, r.querySeconds);
+    }
   }
   const { nbrs, dists } = top.finishInPlace();
-  return { nbrs, dists, params, shards };
+  return { nbrs, dists, params, shards, buildSeconds, querySeconds };
 }
 
 /** Copy rows into shared memory so every worker reads them without its own copy. */
@@ -175,18 +193,18 @@ function runShardWorker(
   data: { base: Float32Array; queries: Float32Array; dim: number; nq: number },
   job: { r0: number; r1: number; k: number; params: HnswParams },
   onProgress: (fraction: number) => void,
-): Promise<{ sims: Float32Array; ids: Int32Array }> {
+): Promise<{ sims: Float32Array; ids: Int32Array; buildSeconds: number; querySeconds: number }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL("./hnsw_worker.ts", import.meta.url), { type: "module" });
     worker.onmessage = (ev: MessageEvent) => {
       const msg = ev.data as
         | { kind: "progress"; fraction: number }
-        | { kind: "done"; sims: Float32Array; ids: Int32Array }
+        | { kind: "done"; sims: Float32Array; ids: Int32Array; buildSeconds: number; querySeconds: number }
         | { kind: "error"; message: string };
       if (msg.kind === "progress") onProgress(msg.fraction);
       else {
         worker.terminate();
-        if (msg.kind === "done") resolve({ sims: msg.sims, ids: msg.ids });
+        if (msg.kind === "done") resolve(msg);
         else reject(new LtcError(`hnsw worker: ${msg.message}`));
       }
     };

@@ -28,7 +28,7 @@ scope.onmessage = async (ev: MessageEvent<Job>) => {
       ...job.params,
       onProgress: (fraction) => scope.postMessage({ kind: "progress", fraction }),
     });
-    scope.postMessage({ kind: "done", sims: r.sims, ids: r.ids }, [
+    scope.postMessage({ kind: "done", ...r }, [
       r.sims.buffer as ArrayBuffer,
       r.ids.buffer as ArrayBuffer,
     ]);
