@@ -406,3 +406,25 @@ Deno.test({
     Deno.removeSync(out, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "a missing kNN file is built by the kNN stage and gives the original's partition",
+  ignore: !HAS_SHARED,
+  async fn() {
+    const dir = tempDir();
+    const features = new FeatureCache({ path: FEAT });
+    const r = await generateBasicProposals({
+      oprefix: dir,
+      knnPrefix: join(dir, "knns"),
+      features,
+      params: base(0.7),
+      backend: "cpu",
+    });
+    assert.ok(existsSync(join(dir, "knns", "faiss_k_80.npz.meta.json")));
+    assert.equal(
+      Deno.readTextFileSync(r.predLabels),
+      Deno.readTextFileSync(join(REF_PROPS, basicFolderName(base(0.7)), "pred_labels.txt")),
+    );
+    Deno.removeSync(dir, { recursive: true });
+  },
+});
