@@ -247,6 +247,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "similarityPairs in WGSL equals brute force, including a run that outgrows the output lists",
+  ignore: !gpu,
+  async fn() {
+    const f = randomRows(333, 128, 21);
+    const got = await similarityPairs(f, { minSim: 0.1, backend: "webgpu" });
+    assert.match(got.backend, /^webgpu/);
+    const want = pairsJs(f, 0.1);
+    assert.deepEqual(Array.from(got.i), Array.from(want.i));
+    assert.deepEqual(Array.from(got.j), Array.from(want.j));
+    for (let t = 0; t < got.sim.length; t++) assert.ok(Math.abs(got.sim[t]! - want.sim[t]!) < 1e-6);
+    // every pair of 1500 rows: 1,124,250 > the first list capacity (2^20)
+    const all = await similarityPairs(randomRows(1500, 8, 4), { minSim: -2, backend: "webgpu" });
+    assert.equal(all.i.length, (1500 * 1499) / 2);
+    let t = 0;
+    for (let i = 0; i < 1500; i++) {
+      for (let j = i + 1; j < 1500; j++, t++) {
+        if (all.i[t] !== i || all.j[t] !== j) assert.fail(`pair ${t}: (${all.i[t]}, ${all.j[t]}) ≠ (${i}, ${j})`);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "HNSW (hnswlib-wasm) reaches recall@80 ≥ 0.95 on the reference set, deterministically",
   ignore: !HAS_SHARED,
   async fn() {

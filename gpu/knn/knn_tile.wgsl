@@ -1,18 +1,10 @@
-// Exact kNN by inner product with a fused per-row top-k. A workgroup of 16×16 threads owns 64 query rows and walks
-// the 64-row base tiles of its split of the base chunk: sims = Q·Bᵀ per tile (each thread a 4×4 block held in four
-// vec4 accumulators; dims staged TD at a time through workgroup memory as vec4 columns), then every thread tests its
-// 16 sims against the rows' current worst kept pair; only when some sim can enter does the tile go through workgroup
-// memory, 32 rows at a time, to one thread per query row that offers the row's 64 sims to that row's heap.
-// Layouts: qFeat / bFeat row-major f32 [rows][dim]; heapSim / heapId row-major [qRows][splits][k], each (row, split)
-// slot a binary min-heap of the k best (sim desc, id asc) seen so far, root = worst kept; empty slots hold
-// (-3e38, -1). The N×N similarity matrix never exists: only one 64×64 tile per workgroup at a time.
-// TD (dims per staging step) is specialised by the host from the device's workgroup-memory limit.
-
-const TD: u32 = 16u;
-const TQ: u32 = 64u; // query rows per workgroup
-const TB: u32 = 64u; // base rows per tile
-const HALF: u32 = 32u; // query rows exchanged per selection pass
-const STAGE: u32 = TD * 32u; // vec4 slots: TD×16 for Q, TD×16 for B; reused as the [HALF][TB] sim exchange
+// Exact kNN by inner product with a fused per-row top-k (appended to tile_common.wgsl). A workgroup owns 64 query
+// rows and walks the 64-row base tiles of its split of the base range; per tile (tileDot) every thread tests its 16
+// sims against the rows' current worst kept pair, and only when some sim can enter does the tile go through
+// workgroup memory, 32 rows at a time, to one thread per query row that offers the row's 64 sims to its heap.
+// Layouts: heapSim / heapId row-major [qRows][splits][k], each (row, split) slot a binary min-heap of the k best
+// (sim desc, id asc) seen so far, root = worst kept; empty slots hold (-3e38, -1). The N×N similarity matrix never
+// exists: only one 64×64 tile per workgroup at a time.
 
 struct Params {
   qRows: u32, // query rows bound in qFeat
@@ -25,14 +17,10 @@ struct Params {
   bTiles: u32, // ceil(bRows / TB)
 }
 
-@group(0) @binding(0) var<storage, read> qFeat: array<f32>;
-@group(0) @binding(1) var<storage, read> bFeat: array<f32>;
 @group(0) @binding(2) var<storage, read_write> heapSim: array<f32>;
 @group(0) @binding(3) var<storage, read_write> heapId: array<i32>;
 @group(0) @binding(4) var<uniform> P: Params;
 
-// stage[t*16 + g] = dims t of query rows 4g..4g+3; stage[TD*16 + t*16 + g] = the same for base rows.
-var<workgroup> stage: array<vec4f, STAGE>;
 var<workgroup> thrSim: array<f32, 64>; // heap root (worst kept) per query row
 var<workgroup> thrId: array<i32, 64>;
 var<workgroup> anyPass: atomic<u32>;
@@ -74,7 +62,7 @@ fn beats(s: f32, id: i32, ts: f32, ti: i32) -> bool {
   return s > ts || (s == ts && id < ti);
 }
 
-// Whether any of row r's four sims (ids id0..id0+3, of which nValid − c are in range) beats the row's threshold.
+// Whether any of row r's four sims (ids id0..id0+3; column c of nValid) beats the row's threshold.
 fn rowPasses(r: u32, v: vec4f, id0: i32, c: u32, nValid: u32) -> bool {
   let ts = thrSim[r];
   let ti = thrId[r];
@@ -114,48 +102,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
 
   for (var tile = tileBegin; tile < tileEnd; tile++) {
     let c0 = tile * TB;
-    var acc0 = vec4f(0.0);
-    var acc1 = vec4f(0.0);
-    var acc2 = vec4f(0.0);
-    var acc3 = vec4f(0.0);
-    for (var d0 = 0u; d0 < P.dim; d0 += TD) {
-      // each thread stages TD/4 × 4 values of Q and of B: row = e / (TD/4), dims (e % (TD/4))·4 .. +3
-      for (var e = tid; e < TQ * TD / 4u; e += 256u) {
-        let r = e / (TD / 4u);
-        let t0 = (e % (TD / 4u)) * 4u;
-        let qr = q0 + r;
-        let br = c0 + r;
-        for (var j = 0u; j < 4u; j++) {
-          let dd = d0 + t0 + j;
-          var qv = 0.0;
-          if (qr < P.qRows && dd < P.dim) {
-            qv = qFeat[qr * P.dim + dd];
-          }
-          stage[(t0 + j) * 16u + r / 4u][r % 4u] = qv;
-          var bv = 0.0;
-          if (br < P.bRows && dd < P.dim) {
-            bv = bFeat[br * P.dim + dd];
-          }
-          stage[TD * 16u + (t0 + j) * 16u + r / 4u][r % 4u] = bv;
-        }
-      }
-      workgroupBarrier();
-      for (var t = 0u; t < TD; t++) {
-        let a = stage[t * 16u + ty];
-        let b = stage[TD * 16u + t * 16u + tx];
-        acc0 = fma(vec4f(a.x), b, acc0);
-        acc1 = fma(vec4f(a.y), b, acc1);
-        acc2 = fma(vec4f(a.z), b, acc2);
-        acc3 = fma(vec4f(a.w), b, acc3);
-      }
-      workgroupBarrier();
-    }
-
+    let acc = tileDot(q0, c0, P.qRows, P.bRows, P.dim, tid, tx, ty);
     let nValid = min(TB, P.bRows - c0);
     let id0 = i32(P.baseId0 + c0 + tx * 4u);
     let r0 = ty * 4u;
-    if (rowPasses(r0, acc0, id0, tx * 4u, nValid) || rowPasses(r0 + 1u, acc1, id0, tx * 4u, nValid) ||
-        rowPasses(r0 + 2u, acc2, id0, tx * 4u, nValid) || rowPasses(r0 + 3u, acc3, id0, tx * 4u, nValid)) {
+    if (rowPasses(r0, acc.r0, id0, tx * 4u, nValid) || rowPasses(r0 + 1u, acc.r1, id0, tx * 4u, nValid) ||
+        rowPasses(r0 + 2u, acc.r2, id0, tx * 4u, nValid) || rowPasses(r0 + 3u, acc.r3, id0, tx * 4u, nValid)) {
       atomicOr(&anyPass, 1u);
     }
     let exchange = workgroupUniformLoad(&anyPass);
@@ -163,10 +115,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var h = 0u; h < 2u; h++) {
         if (ty / 8u == h) {
           let r = r0 - h * HALF;
-          stage[(r + 0u) * 16u + tx] = acc0;
-          stage[(r + 1u) * 16u + tx] = acc1;
-          stage[(r + 2u) * 16u + tx] = acc2;
-          stage[(r + 3u) * 16u + tx] = acc3;
+          stage[(r + 0u) * 16u + tx] = acc.r0;
+          stage[(r + 1u) * 16u + tx] = acc.r1;
+          stage[(r + 2u) * 16u + tx] = acc.r2;
+          stage[(r + 3u) * 16u + tx] = acc.r3;
         }
         workgroupBarrier();
         if (tid < HALF) {

@@ -17,7 +17,7 @@ import { Progress } from "../../shared/progress.ts";
 import { type BackendChoice, resolveBackend } from "../device.ts";
 import { knnJs, pairsJs } from "./cpu_js.ts";
 import { knnOrt, loadOrt, pairsOrt } from "./cpu_ort.ts";
-import { knnWebGpu } from "./webgpu.ts";
+import { knnWebGpu, pairsWebGpu } from "./webgpu.ts";
 import type { PairList } from "./pairs.ts";
 
 export type { PairList } from "./pairs.ts";
@@ -134,6 +134,11 @@ export async function similarityPairs(
 ): Promise<PairList & { backend: string }> {
   checkFeatures(features, "similarityPairs features");
   if (!Number.isFinite(options.minSim)) throw new LtcError(`similarityPairs: minSim must be a finite number`);
+  const resolved = await resolveBackend(options.backend ?? "auto");
+  if (resolved.kind === "webgpu") {
+    const r = await pairsWebGpu(resolved.gpu, features, options.minSim);
+    return { ...r, backend: `webgpu (${resolved.gpu.adapterName})` };
+  }
   if (await ortAvailable()) {
     const r = await pairsOrt(features, options.minSim);
     return { i: r.i, j: r.j, sim: r.sim, backend: `cpu (${r.label})` };

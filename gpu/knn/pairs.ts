@@ -53,14 +53,24 @@ export class PairBuilder {
   }
 }
 
-/** Sort pairs by ascending i, then j (the order every backend returns). */
-export function sortPairs(p: PairList): PairList {
-  const n = p.i.length;
-  const order = new Int32Array(n);
-  for (let t = 0; t < n; t++) order[t] = t;
-  order.sort((a, b) => (p.i[a]! - p.i[b]!) || (p.j[a]! - p.j[b]!));
-  const out: PairList = { i: new Int32Array(n), j: new Int32Array(n), sim: new Float32Array(n) };
-  for (let t = 0; t < n; t++) {
+/**
+ * Sort pairs by ascending i, then j (the order every backend returns): a counting sort on i (ids < `rows`), then
+ * each row's few entries by j.
+ */
+export function sortPairs(p: PairList, rows: number): PairList {
+  const m = p.i.length;
+  const start = new Int32Array(rows + 1);
+  for (let t = 0; t < m; t++) start[p.i[t]! + 1]!++;
+  for (let r = 0; r < rows; r++) start[r + 1]! += start[r]!;
+  const fill = start.slice(0, rows);
+  const order = new Int32Array(m);
+  for (let t = 0; t < m; t++) order[fill[p.i[t]!]!++] = t;
+  const out: PairList = { i: new Int32Array(m), j: new Int32Array(m), sim: new Float32Array(m) };
+  for (let r = 0; r < rows; r++) {
+    const a = start[r]!, b = start[r + 1]!;
+    if (b - a > 1) order.subarray(a, b).sort((x, y) => p.j[x]! - p.j[y]!);
+  }
+  for (let t = 0; t < m; t++) {
     const o = order[t]!;
     out.i[t] = p.i[o]!;
     out.j[t] = p.j[o]!;

@@ -1,6 +1,7 @@
 /**
- * Exact kNN on WebGPU with the hand-written WGSL tile kernel `knn_tile.wgsl` (inner-product tiles with a fused
- * per-row top-k; the N×N matrix never exists). Features are uploaded once, split into GPU buffers that each fit one
+ * Exact kNN and all-pairs similarity search on WebGPU with hand-written WGSL: `tile_common.wgsl` (the 64×64
+ * inner-product tile) prepended to `knn_tile.wgsl` (fused per-row top-k) or `pairs_tile.wgsl` (pairs ≥ minSim
+ * appended through an atomic counter); the N×N matrix never exists. Features are uploaded once, split into GPU buffers that each fit one
  * storage binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe). Queries run in batches whose
  * heaps fit a binding; each batch visits every base buffer with one dispatch per base range, the heaps persisting in
  * GPU memory between dispatches; base ranges are further split across the grid's y axis so small query batches
@@ -9,6 +10,7 @@
  */
 import type { Features } from "../../shared/features.ts";
 import type { GpuContext } from "../device.ts";
+import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
 const TQ = 64;
@@ -19,31 +21,35 @@ const BASE_ROWS_PER_DISPATCH = 16384;
 /** Aim for at least this many workgroups per dispatch. */
 const TARGET_WORKGROUPS = 1024;
 
-let shaderCache: { device: GPUDevice; pipeline: GPUComputePipeline } | null = null;
+/** Which kernel: kNN with fused top-k, or similarity pairs. */
+export type TileKernel = "knn" | "pairs";
+
+const pipelines = new Map<string, { device: GPUDevice; pipeline: GPUComputePipeline }>();
 
 /**
- * The kernel source with its staging depth TD specialised: 32 dims per barrier pair where the device grants the
- * 16.5 KiB of workgroup memory that needs, else 16 (fits WebGPU's guaranteed 16 KiB). TD must stay ≥ 16 because the
- * staging array doubles as the 32 × 64 similarity exchange.
+ * A kernel's source: `tile_common.wgsl` + `<kind>_tile.wgsl`, with the staging depth TD specialised to 32 dims per
+ * barrier pair where the device grants the ~17 KiB of workgroup memory that needs, else 16 (fits WebGPU's guaranteed
+ * 16 KiB). TD must stay ≥ 16 because the staging array doubles as the kNN kernel's 32 × 64 similarity exchange.
  */
-export function knnShaderSource(maxWorkgroupBytes: number): string {
+export function tileShaderSource(kind: TileKernel, maxWorkgroupBytes: number): string {
   const td = maxWorkgroupBytes >= 32 * 32 * 16 + 1024 ? 32 : 16;
-  const code = Deno.readTextFileSync(new URL("./knn_tile.wgsl", import.meta.url));
-  const out = code.replace(/const TD: u32 = \d+u;/, `const TD: u32 = ${td}u;`);
-  if (out === code && td !== 16) throw new Error("knn_tile.wgsl: TD declaration not found");
-  return out;
+  const common = Deno.readTextFileSync(new URL("./tile_common.wgsl", import.meta.url));
+  const specialised = common.replace(/const TD: u32 = \d+u;/, `const TD: u32 = ${td}u;`);
+  if (specialised === common && td !== 16) throw new Error("tile_common.wgsl: TD declaration not found");
+  return specialised + "\n" + Deno.readTextFileSync(new URL(`./${kind}_tile.wgsl`, import.meta.url));
 }
 
 /** The compiled kernel for a device (compiled once per process; errors surface here, not as silent garbage). */
-async function pipelineFor(device: GPUDevice): Promise<GPUComputePipeline> {
-  if (shaderCache?.device === device) return shaderCache.pipeline;
-  const code = knnShaderSource(device.limits.maxComputeWorkgroupStorageSize);
+async function pipelineFor(device: GPUDevice, kind: TileKernel): Promise<GPUComputePipeline> {
+  const cached = pipelines.get(kind);
+  if (cached?.device === device) return cached.pipeline;
+  const code = tileShaderSource(kind, device.limits.maxComputeWorkgroupStorageSize);
   device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code, label: "knn_tile" });
+  const module = device.createShaderModule({ code, label: `${kind}_tile` });
   const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
   const err = await device.popErrorScope();
-  if (err) throw new Error(`knn_tile.wgsl: ${err.message}`);
-  shaderCache = { device, pipeline };
+  if (err) throw new Error(`${kind}_tile.wgsl: ${err.message}`);
+  pipelines.set(kind, { device, pipeline });
   return pipeline;
 }
 
@@ -90,7 +96,7 @@ export async function knnWebGpu(
   options: { onProgress?: (fraction: number) => void } = {},
 ): Promise<{ nbrs: Int32Array; dists: Float32Array }> {
   const { device } = gpu;
-  const pipeline = await pipelineFor(device);
+  const pipeline = await pipelineFor(device, "knn");
   const dim = base.dim;
   const gBase = uploadRows(gpu, base);
   const gQuery = queries === base ? gBase : uploadRows(gpu, queries);
@@ -168,6 +174,110 @@ export async function knnWebGpu(
     if (gQuery !== gBase) gQuery.destroy();
   }
   return top.finishInPlace();
+}
+
+/** Pairs per output list at first; grown to the exact count when a dispatch overflows. */
+const INITIAL_PAIR_CAPACITY = 1 << 20;
+
+/** Every pair i < j with inner product ≥ minSim on WebGPU, ordered by ascending i then j. */
+export async function pairsWebGpu(
+  gpu: GpuContext,
+  features: Features,
+  minSim: number,
+  options: { onProgress?: (fraction: number) => void } = {},
+): Promise<PairList> {
+  const { device } = gpu;
+  const pipeline = await pipelineFor(device, "pairs");
+  const dim = features.dim;
+  const rows = uploadRows(gpu, features);
+  const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const count = device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+  });
+  const bindLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  let capacity = INITIAL_PAIR_CAPACITY;
+  const makeOut = () =>
+    [0, 1, 2].map(() =>
+      device.createBuffer({ size: capacity * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
+    );
+  let outs = makeOut();
+  const found = new PairBuilder();
+  const totalWork = (features.n * (features.n + 1)) / 2;
+  let done = 0;
+  try {
+    for (const qPart of rows.parts) {
+      const batchRows = Math.min(qPart.rows, 65535 * TQ);
+      for (let b0 = 0; b0 < qPart.rows; b0 += batchRows) {
+        const qRows = Math.min(batchRows, qPart.rows - b0);
+        const qId0 = qPart.row0 + b0;
+        const qTiles = Math.ceil(qRows / TQ);
+        for (const bPart of rows.parts) {
+          for (let r0 = 0; r0 < bPart.rows; r0 += BASE_ROWS_PER_DISPATCH) {
+            const bRows = Math.min(BASE_ROWS_PER_DISPATCH, bPart.rows - r0);
+            const baseId0 = bPart.row0 + r0;
+            if (baseId0 + bRows - 1 <= qId0) continue; // no i < j pair in this range
+            const bTiles = Math.ceil(bRows / TB);
+            const splits = Math.max(1, Math.min(bTiles, Math.ceil(TARGET_WORKGROUPS / qTiles)));
+            const tilesPerSplit = Math.ceil(bTiles / splits);
+            const p = new ArrayBuffer(48);
+            new Uint32Array(p, 0, 8).set([qRows, bRows, dim, capacity, qId0, baseId0, tilesPerSplit, bTiles]);
+            new Float32Array(p, 32, 1)[0] = minSim;
+            for (;;) {
+              new Uint32Array(p, 12, 1)[0] = capacity;
+              device.queue.writeBuffer(params, 0, p);
+              device.queue.writeBuffer(count, 0, new Uint32Array(4));
+              const bind = device.createBindGroup({
+                layout: pipeline.getBindGroupLayout(0),
+                entries: [
+                  { binding: 0, resource: { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 } },
+                  { binding: 1, resource: { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 } },
+                  { binding: 2, resource: { buffer: outs[0]! } },
+                  { binding: 3, resource: { buffer: outs[1]! } },
+                  { binding: 4, resource: { buffer: outs[2]! } },
+                  { binding: 5, resource: { buffer: count } },
+                  { binding: 6, resource: { buffer: params } },
+                ],
+              });
+              const enc = device.createCommandEncoder();
+              const pass = enc.beginComputePass();
+              pass.setPipeline(pipeline);
+              pass.setBindGroup(0, bind);
+              pass.dispatchWorkgroups(qTiles, splits);
+              pass.end();
+              device.queue.submit([enc.finish()]);
+              const got = new Uint32Array(await readBack(device, count, 4))[0]!;
+              if (got > capacity) {
+                // too many pairs for the lists: grow them (within one binding) and run this range again
+                if (got * 4 > bindLimit) {
+                  throw new Error(`webgpu pairs: ${got} pairs in one range exceed a storage binding`);
+                }
+                capacity = got;
+                outs.forEach((b) => b.destroy());
+                outs = makeOut();
+                continue;
+              }
+              if (got > 0) {
+                const is = new Int32Array(await readBack(device, outs[0]!, got * 4));
+                const js = new Int32Array(await readBack(device, outs[1]!, got * 4));
+                const ss = new Float32Array(await readBack(device, outs[2]!, got * 4));
+                for (let t = 0; t < got; t++) found.push(is[t]!, js[t]!, ss[t]!);
+              }
+              break;
+            }
+            done += qRows * bRows;
+            options.onProgress?.(Math.min(1, done / totalWork));
+          }
+        }
+      }
+    }
+  } finally {
+    outs.forEach((b) => b.destroy());
+    count.destroy();
+    params.destroy();
+    rows.destroy();
+  }
+  return sortPairs(found.finish(), features.n);
 }
 
 /** Copy a GPU buffer to the host. */
