@@ -17,7 +17,7 @@
 import type { Features } from "../../shared/features.ts";
 import { LtcError } from "../../shared/errors.ts";
 import { encodeModel, OnnxType } from "./onnx_proto.ts";
-import { PairBuilder, type PairList } from "./pairs.ts";
+import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
 /** The slice of the onnxruntime JS API used here (shared by onnxruntime-node and onnxruntime-web). */
@@ -223,9 +223,8 @@ export async function pairsOrt(
     for (let q0 = 0; q0 < n; q0 += qb) {
       const q1 = Math.min(n, q0 + qb);
       const q = new ort.Tensor("float32", features.data.subarray(q0 * dim, q1 * dim), [q1 - q0, dim]);
-      // per query row, the hits of each column block in ascending column order
-      const hits: PairBuilder[] = [];
-      for (let r = q0; r < q1; r++) hits.push(new PairBuilder());
+      // hits of this query block, column blocks in ascending order; ordered by row (then column) below
+      const hits = new PairBuilder();
       for (let c0 = q0; c0 < n; c0 += cb) {
         const c1 = Math.min(n, c0 + cb);
         const x = new ort.Tensor("float32", features.data.subarray(c0 * dim, c1 * dim), [c1 - c0, dim]);
@@ -234,15 +233,12 @@ export async function pairsOrt(
         const val = res.V!.data as Float32Array;
         for (let t = 0; t < val.length; t++) {
           const i = q0 + pos[2 * t]!, j = c0 + pos[2 * t + 1]!;
-          if (j > i) hits[i - q0]!.push(i, j, val[t]!);
+          if (j > i) hits.push(i, j, val[t]!);
         }
         done += (q1 - q0) * (c1 - c0);
         options.onProgress?.(Math.min(1, done / totalWork));
       }
-      for (const h of hits) {
-        const p = h.finish();
-        for (let t = 0; t < p.i.length; t++) out.push(p.i[t]!, p.j[t]!, p.sim[t]!);
-      }
+      out.pushAll(sortPairs(hits.finish(), q1 - q0, q0));
     }
   } finally {
     await session.release?.();

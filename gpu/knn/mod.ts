@@ -166,11 +166,12 @@ export function euclid64(features: Features, i: number, j: number): number {
 }
 
 /**
- * Every pair i < j of (near-)unit rows with Euclidean distance ≤ `maxDist`, decided exactly in float64 as
- * fastcluster/scipy do (the original's FastHAC computes distances in float64 from the float32 features and cuts at
- * height ≤ t). Candidates come from {@linkcode similarityPairs} at `1 − maxDist²/2` lowered by a margin (1e-4) far
- * above float32 GEMM error and rows' deviation from unit norm; each is then re-measured with {@linkcode euclid64}.
- * Returned `sim` is the float32 inner product from the search.
+ * Every pair i < j with Euclidean distance ≤ `maxDist`, decided exactly in float64 as fastcluster/scipy do (the
+ * original's FastHAC computes distances in float64 from the float32 features and cuts at height ≤ t). Candidates
+ * come from {@linkcode similarityPairs} at `1 − maxDist²/2` lowered by a margin — 1e-4 (far above float32 GEMM
+ * rounding) plus the rows' largest shortfall below unit squared norm — so no qualifying pair is missed; each is then
+ * re-measured with {@linkcode euclid64}. Meant for L2-normalised rows (for rows far from unit norm the margin, and
+ * the candidate count, grow). Returned `sim` is the float32 inner product from the search.
  */
 export async function pairsWithinDistance(
   features: Features,
@@ -180,7 +181,15 @@ export async function pairsWithinDistance(
   if (!(Number.isFinite(maxDist) && maxDist >= 0)) {
     throw new LtcError(`pairsWithinDistance: maxDist must be a finite number ≥ 0, got ${maxDist}`);
   }
-  const margin = 1e-4;
+  // ‖x − y‖² = ‖x‖² + ‖y‖² − 2⟨x, y⟩ ≤ d² needs ⟨x, y⟩ ≥ 1 − δ − d²/2 when every ‖x‖² ≥ 1 − δ; 1e-4 more covers
+  // the float32 GEMM's rounding (≈ 1e-6 at dim 512) many times over
+  let delta = 0;
+  for (let i = 0; i < features.n; i++) {
+    let ss = 0;
+    for (let t = 0; t < features.dim; t++) ss += features.data[i * features.dim + t]! ** 2;
+    delta = Math.max(delta, 1 - ss);
+  }
+  const margin = 1e-4 + delta;
   const cand = await similarityPairs(features, {
     minSim: 1 - (maxDist * maxDist) / 2 - margin,
     backend: options.backend,

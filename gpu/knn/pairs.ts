@@ -22,6 +22,16 @@ export class PairBuilder {
     return this.#n;
   }
 
+  /** Append every pair of a list. */
+  pushAll(p: PairList): void {
+    const m = p.i.length;
+    if (this.#n + m > this.#i.length) this.#grow(this.#n + m);
+    this.#i.set(p.i, this.#n);
+    this.#j.set(p.j, this.#n);
+    this.#s.set(p.sim, this.#n);
+    this.#n += m;
+  }
+
   /** Append one pair. */
   push(i: number, j: number, sim: number): void {
     if (this.#n === this.#i.length) this.#grow(this.#n + 1);
@@ -54,17 +64,17 @@ export class PairBuilder {
 }
 
 /**
- * Sort pairs by ascending i, then j (the order every backend returns): a counting sort on i (ids < `rows`), then
- * each row's few entries by j.
+ * Sort pairs by ascending i, then j (the order every backend returns): a counting sort on i (ids in
+ * [row0, row0 + rows)), then each row's few entries by j.
  */
-export function sortPairs(p: PairList, rows: number): PairList {
+export function sortPairs(p: PairList, rows: number, row0 = 0): PairList {
   const m = p.i.length;
   const start = new Int32Array(rows + 1);
-  for (let t = 0; t < m; t++) start[p.i[t]! + 1]!++;
+  for (let t = 0; t < m; t++) start[p.i[t]! - row0 + 1]!++;
   for (let r = 0; r < rows; r++) start[r + 1]! += start[r]!;
   const fill = start.slice(0, rows);
   const order = new Int32Array(m);
-  for (let t = 0; t < m; t++) order[fill[p.i[t]!]!++] = t;
+  for (let t = 0; t < m; t++) order[fill[p.i[t]! - row0]!++] = t;
   const out: PairList = { i: new Int32Array(m), j: new Int32Array(m), sim: new Float32Array(m) };
   for (let r = 0; r < rows; r++) {
     const a = start[r]!, b = start[r + 1]!;
