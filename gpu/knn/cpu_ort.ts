@@ -109,7 +109,7 @@ function chunkTopKModel(chunk: Float32Array, rows: number, dim: number, k: numbe
   return encodeModel({
     nodes: [
       { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
-      { op: "TopK", inputs: ["S", "K"], outputs: ["V", "I64"], attrs: { axis: -1, largest: 1, sorted: 1 } },
+      { op: "TopK", inputs: ["S", "K"], outputs: ["V", "I64"], attrs: { axis: -1, largest: 1, sorted: 0 } },
       { op: "Cast", inputs: ["I64"], outputs: ["Ilocal"], attrs: { to: I32 } },
       { op: "Add", inputs: ["Ilocal", "first"], outputs: ["I"] },
     ],
@@ -152,7 +152,7 @@ export interface OrtBlocking {
 }
 
 const DEFAULT_QUERY_BLOCK = 256;
-const DEFAULT_CHUNK_ROWS = 32768;
+const DEFAULT_CHUNK_ROWS = 65536;
 
 /** Split `n` rows into `parts` near-equal contiguous ranges. */
 function splitRange(n: number, parts: number): [number, number][] {
