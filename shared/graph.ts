@@ -68,68 +68,60 @@ export interface FilterKnnsOptions {
  * The original's `filter_knns(knns, k, th)`: every kNN entry (i, j) with `j ≠ −1`, `j ≠ i` and similarity
  * `1 − dist ≥ th` (computed in float64 as the original does), made undirected (smaller id first) and de-duplicated.
  * A pair seen from both rows keeps the score of its first occurrence in row-major order — from the smaller row when
- * that row lists it above the threshold, else from the other row. Pairs come out in the row-major order of the
- * entry that contributed them.
- *
- * Memory access is kept mostly sequential (kNN rows are visited in order and only the short list of passing
- * entries of a neighbour's row is looked up), which matters when neighbour ids are scattered over millions of rows.
+ * that row lists it above the threshold, else from the other row. Pairs come out grouped by their smaller id.
+ * (A counting sort by smaller id; measured faster than looking pairs up in the neighbour's row, whose random
+ * row accesses dominate when neighbour ids are scattered.)
  */
 export function filterKnns(knn: KnnGraph, th: number, options: FilterKnnsOptions = {}): ScoredPairs {
   const { n, k, nbrs, dists } = knn;
   const strict = options.strict ?? false;
-  // Pass 1: the passing entries of every row, compacted in row order (CSR), a neighbour repeated in a row once.
-  const rowStart = new Int32Array(n + 1);
-  let pj = new Int32Array(1 << 20);
-  let pd = new Float32Array(1 << 20);
-  const stamp = new Int32Array(n).fill(-1);
-  let m = 0;
+  // Pass 1: flag passing entries and count them per smaller endpoint (similarity first: most entries fail it).
+  const keep = new Uint8Array(n * k);
+  const start = new Int32Array(n + 1);
+  let total = 0;
   for (let i = 0; i < n; i++) {
     const row = i * k;
     for (let t = row; t < row + k; t++) {
-      const j = nbrs[t]!;
-      if (j < 0 || j === i || stamp[j] === i) continue;
       const s = 1 - dists[t]!;
       if (strict ? !(s > th) : !(s >= th)) continue;
-      stamp[j] = i;
-      if (m === pj.length) {
-        const nj = new Int32Array(pj.length * 2), nd = new Float32Array(pj.length * 2);
-        nj.set(pj);
-        nd.set(pd);
-        pj = nj;
-        pd = nd;
-      }
-      pj[m] = j;
-      pd[m] = dists[t]!;
+      const j = nbrs[t]!;
+      if (j < 0 || j === i) continue;
+      keep[t] = 1;
+      start[(j < i ? j : i) + 1]!++;
+      total++;
+    }
+  }
+  for (let i = 0; i < n; i++) start[i + 1]! += start[i]!;
+  // Pass 2: bucket by smaller endpoint, stable in row-major order (so the first occurrence comes first).
+  const hi = new Int32Array(total);
+  const dist = new Float32Array(total);
+  const fill = start.slice(0, n);
+  for (let i = 0; i < n; i++) {
+    const row = i * k;
+    for (let t = row; t < row + k; t++) {
+      if (!keep[t]) continue;
+      const j = nbrs[t]!;
+      const at = j < i ? fill[j]!++ : fill[i]!++;
+      hi[at] = j < i ? i : j;
+      dist[at] = dists[t]!;
+    }
+  }
+  // Pass 3: keep the first occurrence of each pair.
+  const stamp = new Int32Array(n).fill(-1);
+  const a = new Int32Array(total), b = new Int32Array(total), score = new Float64Array(total);
+  let m = 0;
+  for (let lo = 0; lo < n; lo++) {
+    for (let t = start[lo]!; t < start[lo + 1]!; t++) {
+      const h = hi[t]!;
+      if (stamp[h] === lo) continue;
+      stamp[h] = lo;
+      a[m] = lo;
+      b[m] = h;
+      score[m] = 1 - dist[t]!;
       m++;
     }
-    rowStart[i + 1] = m;
   }
-  // Pass 2: (i, j) with j > i is the pair's first occurrence; (i, j) with j < i only when row j does not list i.
-  const a = new Int32Array(m), b = new Int32Array(m), score = new Float64Array(m);
-  let q = 0;
-  for (let i = 0; i < n; i++) {
-    for (let t = rowStart[i]!; t < rowStart[i + 1]!; t++) {
-      const j = pj[t]!;
-      if (j < i) {
-        let listed = false;
-        for (let u = rowStart[j]!; u < rowStart[j + 1]!; u++) {
-          if (pj[u] === i) {
-            listed = true;
-            break;
-          }
-        }
-        if (listed) continue;
-        a[q] = j;
-        b[q] = i;
-      } else {
-        a[q] = i;
-        b[q] = j;
-      }
-      score[q] = 1 - pd[t]!;
-      q++;
-    }
-  }
-  return { a: a.slice(0, q), b: b.slice(0, q), score: score.slice(0, q) };
+  return { a: a.slice(0, m), b: b.slice(0, m), score: score.slice(0, m) };
 }
 
 /** How duplicate pairs combine their scores (the original's `pool`): last wins, running mean, or maximum. */
