@@ -16,12 +16,12 @@
 import { parseArgs } from "node:util";
 import process from "node:process";
 import { type Features, l2NormalizeRows, readFeatures } from "../shared/features.ts";
-import { writeKnn } from "../shared/knn_file.ts";
 import { getGpu } from "../gpu/device.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
 import { loadOrt } from "../gpu/knn/cpu_ort.ts";
 import { encodeModel, OnnxType } from "../gpu/knn/onnx_proto.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
+import { writeKnnCompact } from "../gpu/knn/knn_npz.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../stages/synth.ts";
 import { recallAtK, sampleRows } from "../stages/knn.ts";
 
@@ -42,7 +42,7 @@ function syntheticFeatures(n: number, dim: number): Features {
   for (;;) {
     const s = generateSynth({ ...DEFAULT_SYNTH, dim, ids, seed: 7 });
     if (s.n >= n) {
-      const data = s.features.slice(0, n * dim);
+      const data = s.features.subarray(0, n * dim);
       l2NormalizeRows(data, n, dim);
       return { data, n, dim };
     }
@@ -196,7 +196,7 @@ export async function run(args: string[]): Promise<void> {
   if (values.write) {
     const dir = Deno.makeTempDirSync({ prefix: "ltc-bench-knn-" });
     const tw = performance.now();
-    writeKnn(`${dir}/faiss_k_${k}.npz`, ex.graph);
+    writeKnnCompact(`${dir}/faiss_k_${k}.npz`, ex.graph);
     const bytes = Deno.statSync(`${dir}/faiss_k_${k}.npz`).size;
     console.log(`  npz write: ${((performance.now() - tw) / 1000).toFixed(1)} s, ${gb(bytes)}`);
     Deno.removeSync(dir, { recursive: true });

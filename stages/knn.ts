@@ -17,11 +17,12 @@ import { isUpToDate, Timings, writeSidecar } from "../shared/artifact.ts";
 import { type CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
 import { type Features, readFeatures } from "../shared/features.ts";
-import { knnFileName, type KnnGraph, writeKnn } from "../shared/knn_file.ts";
+import { knnFileName, type KnnGraph } from "../shared/knn_file.ts";
 import { log } from "../shared/progress.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
 import { hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/hnsw.ts";
+import { writeKnnCompact } from "../gpu/knn/knn_npz.ts";
 
 /** kNN methods: `exact` (file name `faiss_…`, as the original's IndexFlatIP) or `hnsw`. `faiss` = `exact`. */
 export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw"] as const;
@@ -161,16 +162,18 @@ export async function runKnnStage(
     return { path, skipped: true };
   }
   const t = new Timings();
-  const features = t.step("read_features", () =>
+  let features: Features | null = t.step("read_features", () =>
     readFeatures(featPath, {
       dim: options.dim ?? 256,
       normalize: options.normalize ?? true,
       center: options.center ?? false,
     }));
   const result = await buildKnn(features, options);
-  t.step("write", () => writeKnn(path, result.graph));
+  const { n, dim } = features;
+  features = null; // let the rows go before the write's large buffers (part1: 598 MB)
+  t.step("write", () => writeKnnCompact(path, result.graph));
   for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
-  const flop = 2 * features.n * features.n * features.dim;
+  const flop = 2 * n * n * dim;
   writeSidecar(path, {
     stage: "knn",
     params,
@@ -178,8 +181,8 @@ export async function runKnnStage(
     backend: result.backend,
     timings: t,
     extra: {
-      n: features.n,
-      dim: features.dim,
+      n,
+      dim,
       k: options.k,
       ...(result.method === "exact" && t.steps.exact_knn
         ? { gflop_per_s: Number((flop / t.steps.exact_knn / 1e9).toFixed(1)) }
@@ -188,7 +191,7 @@ export async function runKnnStage(
     },
   });
   log(
-    `knn: wrote ${path} (${features.n} rows, k ${options.k}, ${result.backend}, ` +
+    `knn: wrote ${path} (${n} rows, k ${options.k}, ${result.backend}, ` +
       `${t.total().toFixed(1)} s${result.recall ? `, recall@${options.k} ${result.recall.recallAtK.toFixed(4)}` : ""})`,
   );
   return { path, skipped: false, result };

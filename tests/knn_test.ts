@@ -7,13 +7,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Features, readFeatures, writeFeatures } from "../shared/features.ts";
-import { type KnnGraph, readKnn } from "../shared/knn_file.ts";
+import { type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
 import { LtcError } from "../shared/errors.ts";
 import { getGpu } from "../gpu/device.ts";
 import { euclid64, exactKnn, pairsWithinDistance, similarityPairs } from "../gpu/knn/mod.ts";
 import { knnJs, pairsJs } from "../gpu/knn/cpu_js.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
 import { RowTopK } from "../gpu/knn/topk.ts";
+import { writeKnnCompact } from "../gpu/knn/knn_npz.ts";
 import { buildKnn, recallAtK, runKnnStage, sampleRows } from "../stages/knn.ts";
 import { HAS_SHARED, REF, tempDir } from "./_helpers.ts";
 
@@ -324,6 +325,27 @@ Deno.test({
       const hs = JSON.parse(Deno.readTextFileSync(`${h.path}.meta.json`));
       assert.equal(hs.recall.sample, 200);
       assert.ok(hs.recall.recallAtK > 0.9, `recall ${hs.recall.recallAtK}`);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "writeKnnCompact writes the same bytes as writeKnn (padding rows included)",
+  ignore: !HAS_SHARED,
+  fn() {
+    const dir = tempDir();
+    try {
+      const g = readKnn(REF_KNN);
+      g.nbrs[5] = -1;
+      g.dists[5] = 1;
+      writeKnn(join(dir, "a.npz"), g);
+      writeKnnCompact(join(dir, "b.npz"), g);
+      assert.deepEqual(Deno.readFileSync(join(dir, "b.npz")), Deno.readFileSync(join(dir, "a.npz")));
+      const back = readKnn(join(dir, "b.npz"));
+      assert.deepEqual(back.nbrs, g.nbrs);
+      assert.deepEqual(back.dists, g.dists);
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }
