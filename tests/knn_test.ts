@@ -13,6 +13,7 @@ import { getGpu } from "../gpu/device.ts";
 import { euclid64, exactKnn, pairsWithinDistance, similarityPairs } from "../gpu/knn/mod.ts";
 import { knnJs, pairsJs } from "../gpu/knn/cpu_js.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
+import { knnWebGpu, pairsWebGpu } from "../gpu/knn/webgpu.ts";
 import { RowTopK } from "../gpu/knn/topk.ts";
 import { writeKnnCompact } from "../gpu/knn/knn_npz.ts";
 import { buildKnn, recallAtK, runKnnStage, sampleRows } from "../stages/knn.ts";
@@ -149,6 +150,26 @@ Deno.test({
       assertSameNeighbours(g.graph, c.graph, 2e-6, `n ${n} dim ${dim} k ${k}`);
       assertRowOrder(g.graph, "wgsl");
     }
+  },
+});
+
+Deno.test({
+  name: "WGSL over many dispatches and binding-sized buffer parts equals the CPU twin",
+  ignore: !gpu,
+  async fn() {
+    const base = randomRows(20000, 16, 8);
+    const queries = randomRows(150, 16, 9);
+    const want = await exactKnn(base, { k: 90, backend: "cpu", queries, progress: false });
+    // 20000 base rows: two dispatch ranges (16384 + 3616); then 4096-row buffer parts (a 256 KiB binding cap)
+    for (const maxBindingBytes of [undefined, 16 * 4 * 4096]) {
+      const got = await knnWebGpu(gpu!, base, queries, 90, { maxBindingBytes });
+      assertSameNeighbours({ n: 150, k: 90, ...got }, want.graph, 2e-6, `cap ${maxBindingBytes}`);
+    }
+    const small = randomRows(700, 16, 10);
+    const pairs = await pairsWebGpu(gpu!, small, 0.5, { maxBindingBytes: 16 * 4 * 128 });
+    const brute = pairsJs(small, 0.5);
+    assert.deepEqual(Array.from(pairs.i), Array.from(brute.i));
+    assert.deepEqual(Array.from(pairs.j), Array.from(brute.j));
   },
 });
 

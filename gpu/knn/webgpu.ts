@@ -61,18 +61,23 @@ export interface GpuRows {
   destroy(): void;
 }
 
-/** Rows per GPU buffer for `dim`: fits a binding and is a multiple of 64 (keeps binding offsets aligned). */
-function rowsPerPart(device: GPUDevice, dim: number): number {
+/** Largest storage binding to use: the device's, or a smaller test override. */
+function bindingLimit(device: GPUDevice, override?: number): number {
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  return override ? Math.min(limit, override) : limit;
+}
+
+/** Rows per GPU buffer for `dim`: fits a binding and is a multiple of 64 (keeps binding offsets aligned). */
+function rowsPerPart(limit: number, dim: number): number {
   const rows = Math.floor(limit / (dim * 4) / TQ) * TQ;
   if (rows < TQ) throw new Error(`webgpu: dim ${dim} too large for a ${limit}-byte storage binding`);
   return rows;
 }
 
 /** Upload features once, cut into binding-sized buffers. */
-export function uploadRows(gpu: GpuContext, f: Features): GpuRows {
+export function uploadRows(gpu: GpuContext, f: Features, maxBindingBytes?: number): GpuRows {
   const { device } = gpu;
-  const per = rowsPerPart(device, f.dim);
+  const per = rowsPerPart(bindingLimit(device, maxBindingBytes), f.dim);
   const parts: GpuRows["parts"] = [];
   for (let row0 = 0; row0 < f.n; row0 += per) {
     const rows = Math.min(per, f.n - row0);
@@ -93,18 +98,18 @@ export async function knnWebGpu(
   base: Features,
   queries: Features,
   k: number,
-  options: { onProgress?: (fraction: number) => void } = {},
+  options: { onProgress?: (fraction: number) => void; maxBindingBytes?: number } = {},
 ): Promise<{ nbrs: Int32Array; dists: Float32Array }> {
   const { device } = gpu;
   const pipeline = await pipelineFor(device, "knn");
   const dim = base.dim;
-  const gBase = uploadRows(gpu, base);
-  const gQuery = queries === base ? gBase : uploadRows(gpu, queries);
+  const gBase = uploadRows(gpu, base, options.maxBindingBytes);
+  const gQuery = queries === base ? gBase : uploadRows(gpu, queries, options.maxBindingBytes);
   const top = new RowTopK(queries.n, k);
-  const bindLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const bindLimit = bindingLimit(device, options.maxBindingBytes);
   const params = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   const totalWork = queries.n * base.n;
-  let done = 0;
+  let done = 0, queued = 0;
   try {
     for (const qPart of gQuery.parts) {
       // query batches: rows × splits × k heap entries must fit a binding
@@ -156,9 +161,13 @@ export async function knnWebGpu(
             pass.dispatchWorkgroups(qTiles, splits);
             pass.end();
             device.queue.submit([enc.finish()]);
-            await device.queue.onSubmittedWorkDone();
+            // queue.writeBuffer of the next params is ordered after this submit, so dispatches can be queued
+            // back to back; wait now and then only to bound the queue and report progress
             done += qRows * bRows;
-            options.onProgress?.(done / totalWork);
+            if (++queued % 8 === 0) {
+              await device.queue.onSubmittedWorkDone();
+              options.onProgress?.(done / totalWork);
+            }
           }
         }
         const sims = new Float32Array(await readBack(device, heapSim, heapLen * 4));
@@ -184,18 +193,18 @@ export async function pairsWebGpu(
   gpu: GpuContext,
   features: Features,
   minSim: number,
-  options: { onProgress?: (fraction: number) => void } = {},
+  options: { onProgress?: (fraction: number) => void; maxBindingBytes?: number } = {},
 ): Promise<PairList> {
   const { device } = gpu;
   const pipeline = await pipelineFor(device, "pairs");
   const dim = features.dim;
-  const rows = uploadRows(gpu, features);
+  const rows = uploadRows(gpu, features, options.maxBindingBytes);
   const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   const count = device.createBuffer({
     size: 16,
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
   });
-  const bindLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const bindLimit = bindingLimit(device, options.maxBindingBytes);
   let capacity = INITIAL_PAIR_CAPACITY;
   const makeOut = () =>
     [0, 1, 2].map(() =>
