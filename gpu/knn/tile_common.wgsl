@@ -1,19 +1,21 @@
 // Shared inner-product tile for the kNN and similarity-pair kernels (prepended to knn_tile.wgsl / pairs_tile.wgsl by
 // gpu/knn/webgpu.ts). A workgroup of 16×16 threads computes the 64×64 tile sims[r][c] = ⟨q_r, b_c⟩ of 64 query rows
 // and 64 base rows; thread (tx, ty) holds rows 4ty..4ty+3 × cols 4tx..4tx+3 in four vec4 accumulators. Dims are
-// staged TD at a time through workgroup memory as vec4 columns. Layouts: qFeat / bFeat row-major f32 [rows][dim];
-// rows past the bound count read as zeros. TD is specialised by the host from the device's workgroup-memory limit.
+// staged TD at a time through workgroup memory, each staged dim a padded row of 16 vec4 (rows 4g..4g+3 in slot g);
+// global reads are coalesced along dims. Layouts: qFeat / bFeat row-major f32 [rows][dim]; rows past the bound
+// count read as zeros. TD is specialised by the host from the device's workgroup-memory limit.
 
 const TD: u32 = 16u;
 const TQ: u32 = 64u; // query rows per workgroup
 const TB: u32 = 64u; // base rows per tile
 const HALF: u32 = 32u; // query rows exchanged per selection pass
-const STAGE: u32 = TD * 32u; // vec4 slots: TD×16 for Q, TD×16 for B; reused as a [HALF][TB] sim exchange
+const SROW: u32 = 17u; // vec4 slots per staged dim: 16 used + 1 pad (spreads rows over memory banks)
+const STAGE: u32 = TD * SROW * 2u; // Q then B staging; reused as a [HALF][TB] sim exchange
 
 @group(0) @binding(0) var<storage, read> qFeat: array<f32>;
 @group(0) @binding(1) var<storage, read> bFeat: array<f32>;
 
-// stage[t*16 + g] = dims t of query rows 4g..4g+3; stage[TD*16 + t*16 + g] = the same for base rows.
+// stage[t*SROW + g] = dim t of query rows 4g..4g+3; stage[TD*SROW + t*SROW + g] = the same for base rows.
 var<workgroup> stage: array<vec4f, STAGE>;
 
 // A thread's 4×4 block of a tile: row i of the block in ri, columns in the vector lanes.
@@ -29,30 +31,30 @@ struct Block {
 fn tileDot(q0: u32, c0: u32, qRows: u32, bRows: u32, dim: u32, tid: u32, tx: u32, ty: u32) -> Block {
   var acc = Block(vec4f(0.0), vec4f(0.0), vec4f(0.0), vec4f(0.0));
   for (var d0 = 0u; d0 < dim; d0 += TD) {
-    // each thread stages TD/4 × 4 values of Q and of B: row = e / (TD/4), dims (e % (TD/4))·4 .. +3
-    for (var e = tid; e < TQ * TD / 4u; e += 256u) {
-      let r = e / (TD / 4u);
-      let t0 = (e % (TD / 4u)) * 4u;
-      let qr = q0 + r;
-      let br = c0 + r;
-      for (var j = 0u; j < 4u; j++) {
-        let dd = d0 + t0 + j;
-        var qv = 0.0;
+    // each thread stages dim t of rows 4g..4g+3 as one vec4, for Q and for B (consecutive threads: consecutive dims)
+    for (var e = tid; e < TD * 16u; e += 256u) {
+      let t = e % TD;
+      let g = e / TD;
+      let dd = d0 + t;
+      var qv = vec4f(0.0);
+      var bv = vec4f(0.0);
+      for (var i = 0u; i < 4u; i++) {
+        let qr = q0 + 4u * g + i;
         if (qr < qRows && dd < dim) {
-          qv = qFeat[qr * dim + dd];
+          qv[i] = qFeat[qr * dim + dd];
         }
-        stage[(t0 + j) * 16u + r / 4u][r % 4u] = qv;
-        var bv = 0.0;
+        let br = c0 + 4u * g + i;
         if (br < bRows && dd < dim) {
-          bv = bFeat[br * dim + dd];
+          bv[i] = bFeat[br * dim + dd];
         }
-        stage[TD * 16u + (t0 + j) * 16u + r / 4u][r % 4u] = bv;
       }
+      stage[t * SROW + g] = qv;
+      stage[TD * SROW + t * SROW + g] = bv;
     }
     workgroupBarrier();
     for (var t = 0u; t < TD; t++) {
-      let a = stage[t * 16u + ty];
-      let b = stage[TD * 16u + t * 16u + tx];
+      let a = stage[t * SROW + ty];
+      let b = stage[TD * SROW + t * SROW + tx];
       acc.r0 = fma(vec4f(a.x), b, acc.r0);
       acc.r1 = fma(vec4f(a.y), b, acc.r1);
       acc.r2 = fma(vec4f(a.z), b, acc.r2);

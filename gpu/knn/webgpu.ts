@@ -28,11 +28,12 @@ const pipelines = new Map<string, { device: GPUDevice; pipeline: GPUComputePipel
 
 /**
  * A kernel's source: `tile_common.wgsl` + `<kind>_tile.wgsl`, with the staging depth TD specialised to 32 dims per
- * barrier pair where the device grants the ~17 KiB of workgroup memory that needs, else 16 (fits WebGPU's guaranteed
- * 16 KiB). TD must stay ≥ 16 because the staging array doubles as the kNN kernel's 32 × 64 similarity exchange.
+ * barrier pair where the device grants the ~18 KiB of workgroup memory that needs (2 × TD × 17 vec4 of staging plus
+ * the kNN kernel's per-row thresholds), else 16 (fits WebGPU's guaranteed 16 KiB). TD must stay ≥ 16 because the
+ * staging array doubles as the kNN kernel's 32 × 64 similarity exchange.
  */
 export function tileShaderSource(kind: TileKernel, maxWorkgroupBytes: number): string {
-  const td = maxWorkgroupBytes >= 32 * 32 * 16 + 1024 ? 32 : 16;
+  const td = maxWorkgroupBytes >= 2 * 32 * 17 * 16 + 1024 ? 32 : 16;
   const common = Deno.readTextFileSync(new URL("./tile_common.wgsl", import.meta.url));
   const specialised = common.replace(/const TD: u32 = \d+u;/, `const TD: u32 = ${td}u;`);
   if (specialised === common && td !== 16) throw new Error("tile_common.wgsl: TD declaration not found");
