@@ -428,3 +428,15 @@ Deno.test({
     Deno.removeSync(dir, { recursive: true });
   },
 });
+
+Deno.test("upper-bound reads a 2-D .npz list of clusters and .txt partitions", () => {
+  const dir = tempDir();
+  writeNpz(join(dir, "c.npz"), { data: { dtype: "i8", shape: [2, 2], data: new BigInt64Array([0n, 1n, 2n, 3n]) } });
+  Deno.writeTextFileSync(join(dir, "p.txt"), "7\n7\n5\n5\n");
+  const clusters = readCandidateClusters([join(dir, "c.npz"), join(dir, "p.txt")]);
+  assert.deepEqual(clusters.map((c) => [...c]), [[0, 1], [2, 3], [0, 1], [2, 3]]);
+  const { labels, metrics } = upperBound(clusters, [1, 1, 2, 2]);
+  assert.deepEqual([...labels], [0, 0, 1, 1]);
+  assert.equal(metrics.pairwise.fscore, 1);
+  Deno.removeSync(dir, { recursive: true });
+});
