@@ -149,7 +149,7 @@ function randomFeatures(n: number, dim: number, rng: Rng): Float32Array {
   return f;
 }
 
-Deno.test("gcn: size grouping and padding change no score (ORT groups vs TypeScript, batched vs single)", async () => {
+Deno.test("gcn: size grouping, padding and first-layer sharing change no score (ORT vs TypeScript, batched vs single)", async () => {
   const rng = new Rng(7);
   const n = 300, dim = 32;
   const w = initWeights({ featureDim: dim, hiddenDims: [48, 16] }, new Rng(3));
@@ -157,8 +157,8 @@ Deno.test("gcn: size grouping and padding change no score (ORT groups vs TypeScr
   const graphs = randomGraphs([2, 3, 5, 40, 41, 44, 9, 120, 2, 17], n, rng);
   const all = Int32Array.from({ length: n }, (_, i) => i);
   const scores: Float32Array[] = [];
-  for (const kernels of ["ort", "ts"] as const) {
-    const eng = await CpuGcn.create(w, { kernels });
+  for (const [kernels, sharing] of [["ort", "auto"], ["ort", "always"], ["ts", "auto"]] as const) {
+    const eng = await CpuGcn.create(w, { kernels, sharing });
     await eng.setFirstLayerRows(features, all);
     scores.push(await eng.predict(packGraphs(graphs)));
     const single = new Float32Array(graphs.length);
@@ -166,7 +166,8 @@ Deno.test("gcn: size grouping and padding change no score (ORT groups vs TypeScr
     assert.ok(relErr(single, scores[scores.length - 1]!) < 1e-6);
     eng.dispose();
   }
-  assert.ok(relErr(scores[0]!, scores[1]!) < 1e-5);
+  assert.ok(relErr(scores[0]!, scores[1]!) < 1e-6, "shared first-layer product in the graph");
+  assert.ok(relErr(scores[0]!, scores[2]!) < 1e-5, "TypeScript kernels");
 });
 
 Deno.test({

@@ -13,24 +13,30 @@ import { packedRows } from "./graph.ts";
 import { cloneWeights, type GcnWeights, layerDims, paramList, type SgdHyper, sgdUpdate } from "./model.ts";
 import {
   createSession,
-  ELEM_FLOAT,
-  ELEM_INT64,
   loadOrt,
   type OnnxModel,
-  type OnnxNode,
   type OrtModule,
   type OrtSession,
   type OrtTensor,
 } from "./onnx_graph.ts";
+import { inferenceGraph, trainGraph } from "./cpu_graphs.ts";
 
 /** Which CPU kernels to use: onnxruntime where available (`auto`), or force one. */
 export type CpuKernels = "auto" | "ort" | "ts";
 
-/** Padded-group budget: adjacency elements and activation elements per onnxruntime call. */
+/** When the onnxruntime path shares the first-layer product within a batch: when it pays (`auto`) or always. */
+export type CpuSharing = "auto" | "always";
+
+/** Padded-group budget: adjacency elements and activation elements per group. */
 const GROUP_ADJ_ELEMS = 1 << 22;
 const GROUP_ACT_ELEMS = 1 << 23;
-/** First-layer table rows per onnxruntime call. */
-const TABLE_BLOCK_ROWS = 8192;
+/**
+ * The onnxruntime path shares x·W₀ within a batch only when its distinct nodes are at most this share of its node
+ * rows (below it, computing each distinct node once beats recomputing despite the gather).
+ */
+const SHARE_BELOW = 0.75;
+/** First-layer table rows per step of the TypeScript path. */
+const TABLE_BLOCK_ROWS = 16384;
 
 /** Proposals of a batch split into groups of similar size, each padded to its largest member. */
 export interface PadGroup {
@@ -40,16 +46,16 @@ export interface PadGroup {
 
 /**
  * Group proposals (sorted by size) so that padding wastes little: a group grows while its largest size stays within
- * ~12% (+2) of its smallest and the padded tensors fit the budget.
+ * `ratio` (+2) of its smallest and the padded tensors fit the budget.
  */
-export function planGroups(sizes: ArrayLike<number>, width: number): PadGroup[] {
+export function planGroups(sizes: ArrayLike<number>, width: number, ratio = 1.125): PadGroup[] {
   const order = Array.from({ length: sizes.length }, (_, i) => i).sort((a, b) => sizes[a]! - sizes[b]! || a - b);
   const groups: PadGroup[] = [];
   let cur: PadGroup | null = null;
   let lo = 0;
   for (const p of order) {
     const n = sizes[p]!;
-    const fits = cur !== null && n <= Math.ceil(lo * 1.125) + 2 &&
+    const fits = cur !== null && n <= Math.ceil(lo * ratio) + 2 &&
       (cur.members.length + 1) * n * n <= GROUP_ADJ_ELEMS &&
       (cur.members.length + 1) * n * width <= GROUP_ACT_ELEMS;
     if (!fits) {
@@ -110,120 +116,6 @@ function padRowVector(v: Float32Array, batch: PackedBatch, g: PadGroup, fill: nu
     out.set(v.subarray(r0, r0 + n), b * g.npad);
   });
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// ONNX graphs. A = adjacency [b,n,n], D = row sums [b,n,1], H0 = layer-0 input, W<l> = layer weights,
-// M<l> = dropout row scales [b,n,1]. Layer l: H<l+1> = Relu(MatMul(A, MatMul(H<l>, W<l>)) / D) · M<l>.
-
-function layerNodes(l: number, input: string, skipProduct: boolean, masked: boolean): OnnxNode[] {
-  const nodes: OnnxNode[] = [];
-  const xw = skipProduct ? input : `XW${l}`;
-  if (!skipProduct) nodes.push({ op: "MatMul", inputs: [input, `W${l}`], outputs: [xw] });
-  nodes.push(
-    { op: "MatMul", inputs: ["A", xw], outputs: [`AXW${l}`] },
-    { op: "Div", inputs: [`AXW${l}`, "D"], outputs: [`Z${l}`] },
-    { op: "Relu", inputs: [`Z${l}`], outputs: [masked ? `R${l}` : `H${l + 1}`] },
-  );
-  if (masked) nodes.push({ op: "Mul", inputs: [`R${l}`, `M${l}`], outputs: [`H${l + 1}`] });
-  return nodes;
-}
-
-/** Inference over a padded group: input T = gathered first-layer table rows (x·W₀ already applied) or raw X. */
-function inferenceModel(dims: number[], fromTable: boolean): OnnxModel {
-  const L = dims.length - 1;
-  const nodes: OnnxNode[] = [];
-  for (let l = 0; l < L; l++) nodes.push(...layerNodes(l, l === 0 ? "H0" : `H${l}`, l === 0 && fromTable, false));
-  nodes.push({ op: "ReduceMax", inputs: [`H${L}`], outputs: ["V"], attrs: { axes: [1], keepdims: 0 } });
-  const weights = [];
-  for (let l = fromTable ? 1 : 0; l < L; l++) weights.push({ name: `W${l}`, dims: [dims[l]!, dims[l + 1]!] });
-  return {
-    nodes,
-    inputs: [
-      { name: "A", dims: ["b", "n", "n"] },
-      { name: "D", dims: ["b", "n", 1] },
-      { name: "H0", dims: ["b", "n", fromTable ? dims[1]! : dims[0]!] },
-      ...weights,
-    ],
-    outputs: [{ name: "V", dims: ["b", dims[L]!] }],
-  };
-}
-
-/** Training forward: all layer outputs (after dropout) come back for pooling and the backward pass. */
-function trainForwardModel(dims: number[]): OnnxModel {
-  const L = dims.length - 1;
-  const nodes: OnnxNode[] = [];
-  for (let l = 0; l < L; l++) nodes.push(...layerNodes(l, `H${l}`, false, true));
-  return {
-    nodes,
-    inputs: [
-      { name: "A", dims: ["b", "n", "n"] },
-      { name: "D", dims: ["b", "n", 1] },
-      { name: "H0", dims: ["b", "n", dims[0]!] },
-      ...dims.slice(0, L).map((_, l) => ({ name: `M${l}`, dims: ["b", "n", 1] })),
-      ...dims.slice(0, L).map((d, l) => ({ name: `W${l}`, dims: [d, dims[l + 1]!] })),
-    ],
-    outputs: dims.slice(1).map((d, l) => ({ name: `H${l + 1}`, dims: ["b", "n", d] })),
-  };
-}
-
-/**
- * Training backward from dH<L> (gradient at the last layer's output, after dropout) to every dW<l>:
- * dZ = dH·M·[H>0]; dP = Aᵀ·(dZ/D); dW = Σ_b H<l>ᵀ·dP; dH<l> = dP·W<l>ᵀ.
- */
-function trainBackwardModel(dims: number[]): OnnxModel {
-  const L = dims.length - 1;
-  const nodes: OnnxNode[] = [{ op: "Transpose", inputs: ["A"], outputs: ["AT"], attrs: { perm: [0, 2, 1] } }];
-  for (let l = L - 1; l >= 0; l--) {
-    const dH = `dH${l + 1}`;
-    nodes.push(
-      { op: "Greater", inputs: [`H${l + 1}`, "zero"], outputs: [`pos${l}`] },
-      { op: "Cast", inputs: [`pos${l}`], outputs: [`posf${l}`], attrs: { to: ELEM_FLOAT } },
-      { op: "Mul", inputs: [dH, `M${l}`], outputs: [`dHM${l}`] },
-      { op: "Mul", inputs: [`dHM${l}`, `posf${l}`], outputs: [`dZ${l}`] },
-      { op: "Div", inputs: [`dZ${l}`, "D"], outputs: [`S${l}`] },
-      { op: "MatMul", inputs: ["AT", `S${l}`], outputs: [`dP${l}`] },
-      { op: "Reshape", inputs: [`H${l}`, `shape${l}`], outputs: [`H2d${l}`] },
-      { op: "Reshape", inputs: [`dP${l}`, `shape${l + 1}`], outputs: [`dP2d${l}`] },
-      { op: "Gemm", inputs: [`H2d${l}`, `dP2d${l}`], outputs: [`dW${l}`], attrs: { transA: 1 } },
-    );
-    if (l > 0) {
-      nodes.push(
-        { op: "Transpose", inputs: [`W${l}`], outputs: [`WT${l}`], attrs: { perm: [1, 0] } },
-        { op: "MatMul", inputs: [`dP${l}`, `WT${l}`], outputs: [`dH${l}`] },
-      );
-    }
-  }
-  return {
-    nodes,
-    inputs: [
-      { name: "A", dims: ["b", "n", "n"] },
-      { name: "D", dims: ["b", "n", 1] },
-      ...dims.map((d, l) => ({ name: `H${l}`, dims: ["b", "n", d] })),
-      ...dims.slice(0, L).map((_, l) => ({ name: `M${l}`, dims: ["b", "n", 1] })),
-      { name: `dH${L}`, dims: ["b", "n", dims[L]!] },
-      ...dims.slice(1, L).map((d, i) => ({ name: `W${i + 1}`, dims: [d, dims[i + 2]!] })),
-    ],
-    outputs: dims.slice(0, L).map((d, l) => ({ name: `dW${l}`, dims: [d, dims[l + 1]!] })),
-    initializers: [
-      { name: "zero", elem: ELEM_FLOAT, dims: [], data: new Float32Array([0]) },
-      ...dims.map((d, l) => ({
-        name: `shape${l}`,
-        elem: ELEM_INT64,
-        dims: [2],
-        data: BigInt64Array.of(-1n, BigInt(d)),
-      })),
-    ],
-  };
-}
-
-function tableModel(dims: number[], w0: Float32Array): OnnxModel {
-  return {
-    nodes: [{ op: "MatMul", inputs: ["X", "W0"], outputs: ["T"] }],
-    inputs: [{ name: "X", dims: ["r", dims[0]!] }],
-    outputs: [{ name: "T", dims: ["r", dims[1]!] }],
-    initializers: [{ name: "W0", elem: ELEM_FLOAT, dims: [dims[0]!, dims[1]!], data: w0 }],
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -329,6 +221,13 @@ export function headBackward(
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Row ids 0..n−1 as int64 [1, n, 1] (the training graph's one-hot for the max-pool's backward). */
+function rowIds(n: number): BigInt64Array {
+  const out = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) out[i] = BigInt(i);
+  return out;
+}
+
 /** The CPU twin engine. */
 export class CpuGcn implements GcnEngine {
   readonly backend: string;
@@ -337,23 +236,31 @@ export class CpuGcn implements GcnEngine {
   #ort: OrtModule | null;
   #momentum: Float32Array[] | null = null;
   #grads: Float32Array[] | null = null;
+  /** TypeScript path: the materialised first-layer table */
   #table: Float32Array | null = null;
+  /** onnxruntime path: where table rows come from (computed per batch inside the graph) */
+  #tableSource: { features: Float32Array; rows: Int32Array } | null = null;
+  #localOf: Int32Array | null = null;
   #sessions = new Map<string, Promise<OrtSession>>();
-  #weightsVersion = 0;
+  #sharing: CpuSharing;
 
-  private constructor(weights: GcnWeights, ort: OrtModule | null) {
+  private constructor(weights: GcnWeights, ort: OrtModule | null, sharing: CpuSharing) {
     this.#w = cloneWeights(weights);
     this.#dims = layerDims(weights.config);
     this.#ort = ort;
+    this.#sharing = sharing;
     this.backend = ort ? "cpu (onnxruntime)" : "cpu (typescript)";
   }
 
   /** Make an engine; `kernels: "ort"` fails when onnxruntime-node cannot load, `"ts"` never uses it. */
-  static async create(weights: GcnWeights, options: { kernels?: CpuKernels } = {}): Promise<CpuGcn> {
+  static async create(
+    weights: GcnWeights,
+    options: { kernels?: CpuKernels; sharing?: CpuSharing } = {},
+  ): Promise<CpuGcn> {
     const kernels = options.kernels ?? "auto";
     const ort = kernels === "ts" ? null : await loadOrt();
     if (kernels === "ort" && !ort) throw new Error("onnxruntime-node could not be loaded on this machine");
-    return new CpuGcn(weights, ort);
+    return new CpuGcn(weights, ort, options.sharing ?? "auto");
   }
 
   /** Restore momentum buffers (resuming training). */
@@ -371,85 +278,130 @@ export class CpuGcn implements GcnEngine {
     return new this.#ort!.Tensor("float32", data, dims);
   }
 
-  #weightFeeds(from: number): Record<string, OrtTensor> {
-    const feeds: Record<string, OrtTensor> = {};
-    for (let l = from; l < this.#dims.length - 1; l++) {
+  #weightFeeds(feeds: Record<string, OrtTensor>): void {
+    for (let l = 0; l < this.#dims.length - 1; l++) {
       feeds[`W${l}`] = this.#tensor(this.#w.layers[l]!, [this.#dims[l]!, this.#dims[l + 1]!]);
     }
-    return feeds;
   }
 
-  async setFirstLayerRows(features: Float32Array, rows: Int32Array): Promise<void> {
+  setFirstLayerRows(features: Float32Array, rows: Int32Array): Promise<void> {
+    if (this.#ort) {
+      // The table is rebuilt inside each batch's graph for the batch's distinct nodes: returning it from
+      // onnxruntime would cost more than recomputing it.
+      this.#tableSource = { features, rows };
+      return Promise.resolve();
+    }
     const f = this.#dims[0]!, c = this.#dims[1]!;
     const table = new Float32Array(rows.length * c);
     for (let s = 0; s < rows.length; s += TABLE_BLOCK_ROWS) {
       const e = Math.min(rows.length, s + TABLE_BLOCK_ROWS);
       const x = new Float32Array((e - s) * f);
       for (let i = s; i < e; i++) x.set(features.subarray(rows[i]! * f, (rows[i]! + 1) * f), (i - s) * f);
-      if (this.#ort) {
-        const sess = await this.#session(
-          `table${this.#weightsVersion}`,
-          () => tableModel(this.#dims, this.#w.layers[0]!),
-        );
-        const out = await sess.run({ X: this.#tensor(x, [e - s, f]) });
-        table.set(out.T!.data as Float32Array, s * c);
-      } else table.set(tsMatmul(x, e - s, f, this.#w.layers[0]!, c), s * c);
+      table.set(tsMatmul(x, e - s, f, this.#w.layers[0]!, c), s * c);
     }
     this.#table = table;
+    return Promise.resolve();
   }
 
   async predict(batch: PackedBatch): Promise<Float32Array> {
+    if (this.#ort) {
+      if (!this.#tableSource) throw new Error("predict() needs setFirstLayerRows() first");
+      return await this.#predictOrt(batch, true, this.#tableSource.features);
+    }
     if (!this.#table) throw new Error("predict() needs setFirstLayerRows() first");
-    return await this.#predictFrom(batch, this.#table, true);
+    return this.#predictTs(batch, this.#table, true);
   }
 
   /**
-   * Scores computed the way the original does, without the shared table: x·W₀ is recomputed for every proposal
-   * (the comparison point of the benchmark). `rowSource` indexes `features`.
+   * Scores computed the way the original does, without sharing: x·W₀ is recomputed for every proposal (the
+   * comparison point of the benchmark). `rowSource` indexes `features`.
    */
   async predictPerProposal(batch: PackedBatch, features: Float32Array): Promise<Float32Array> {
-    return await this.#predictFrom(batch, features, false);
+    if (this.#ort) return await this.#predictOrt(batch, false, features);
+    return this.#predictTs(batch, features, false);
   }
 
-  async #predictFrom(batch: PackedBatch, source: Float32Array, fromTable: boolean): Promise<Float32Array> {
+  #predictTs(batch: PackedBatch, source: Float32Array, fromTable: boolean): Float32Array {
     const dims = this.#dims, L = dims.length - 1;
     const width = fromTable ? dims[1]! : dims[0]!;
-    const cl = dims[L]!;
-    let pooled: Float32Array;
-    if (!this.#ort) {
-      const h0 = new Float32Array(packedRows(batch) * width);
-      for (let r = 0; r < packedRows(batch); r++) {
-        const s = batch.rowSource[r]!;
-        h0.set(source.subarray(s * width, (s + 1) * width), r * width);
-      }
-      let h = fromTable ? tsAggregate(batch, h0, dims[1]!, null) : h0;
-      for (let l = fromTable ? 1 : 0; l < L; l++) {
-        h = tsAggregate(
-          batch,
-          tsMatmul(h, packedRows(batch), dims[l]!, this.#w.layers[l]!, dims[l + 1]!),
-          dims[l + 1]!,
-          null,
-        );
-      }
-      pooled = poolMax(batch, h, cl).v;
-    } else {
-      pooled = new Float32Array(batch.count * cl);
-      const sizes = Array.from({ length: batch.count }, (_, p) => batch.rowStart[p + 1]! - batch.rowStart[p]!);
-      const sess = await this.#session(fromTable ? "infer" : "naive", () => inferenceModel(dims, fromTable));
-      for (const g of planGroups(sizes, Math.max(...dims))) {
-        const { a, d } = denseAdjacency(batch, g);
-        const h0 = gatherPadded(source, width, batch.rowSource, batch, g);
-        const b = g.members.length, n = g.npad;
-        const out = await sess.run({
-          A: this.#tensor(a, [b, n, n]),
-          D: this.#tensor(d, [b, n, 1]),
-          H0: this.#tensor(h0, [b, n, width]),
-          ...this.#weightFeeds(fromTable ? 1 : 0),
-        });
-        const v = out.V!.data as Float32Array;
-        g.members.forEach((p, i) => pooled.set(v.subarray(i * cl, (i + 1) * cl), p * cl));
-      }
+    const rows = packedRows(batch);
+    const h0 = new Float32Array(rows * width);
+    for (let r = 0; r < rows; r++) {
+      const s = batch.rowSource[r]!;
+      h0.set(source.subarray(s * width, (s + 1) * width), r * width);
     }
+    let h = fromTable ? tsAggregate(batch, h0, dims[1]!, null) : h0;
+    for (let l = fromTable ? 1 : 0; l < L; l++) {
+      h = tsAggregate(batch, tsMatmul(h, rows, dims[l]!, this.#w.layers[l]!, dims[l + 1]!), dims[l + 1]!, null);
+    }
+    return classify(poolMax(batch, h, dims[L]!).v, batch.count, this.#w.classifierW, this.#w.classifierB[0]!);
+  }
+
+  async #predictOrt(batch: PackedBatch, sharedFirst: boolean, features: Float32Array): Promise<Float32Array> {
+    let shared = sharedFirst;
+    const dims = this.#dims, L = dims.length - 1, f = dims[0]!, cl = dims[L]!;
+    const rows = packedRows(batch);
+    const sizes = Array.from({ length: batch.count }, (_, p) => batch.rowStart[p + 1]! - batch.rowStart[p]!);
+    const groups = planGroups(sizes, Math.max(...dims));
+    const feeds: Record<string, OrtTensor> = {};
+    this.#weightFeeds(feeds);
+    // Global feature row of each packed row.
+    const globalRow = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      globalRow[r] = sharedFirst ? this.#tableSource!.rows[batch.rowSource[r]!]! : batch.rowSource[r]!;
+    }
+    let localRow: Int32Array | null = null, distinct = 0;
+    if (shared && this.#sharing === "auto") {
+      // Share only when it pays: the gathered table costs a copy that recomputing x·W₀ does not.
+      const n = features.length / f;
+      if (!this.#localOf || this.#localOf.length !== n) this.#localOf = new Int32Array(n).fill(-1);
+      const seen = this.#localOf;
+      let count = 0;
+      for (let r = 0; r < rows; r++) if (seen[globalRow[r]!] === -1) seen[globalRow[r]!] = 0, count++;
+      for (let r = 0; r < rows; r++) seen[globalRow[r]!] = -1;
+      shared = count <= SHARE_BELOW * rows;
+    }
+    if (shared) {
+      // Distinct nodes of the batch → rows of XU (plus a final zero row that padding points at).
+      const n = features.length / f;
+      if (!this.#localOf || this.#localOf.length !== n) this.#localOf = new Int32Array(n).fill(-1);
+      const localOf = this.#localOf;
+      localRow = new Int32Array(rows);
+      const order: number[] = [];
+      for (let r = 0; r < rows; r++) {
+        const v = globalRow[r]!;
+        if (localOf[v] === -1) localOf[v] = order.length, order.push(v);
+        localRow[r] = localOf[v]!;
+      }
+      distinct = order.length;
+      const xu = new Float32Array((distinct + 1) * f);
+      order.forEach((v, i) => xu.set(features.subarray(v * f, (v + 1) * f), i * f));
+      for (const v of order) localOf[v] = -1;
+      feeds.XU = this.#tensor(xu, [distinct + 1, f]);
+    }
+    groups.forEach((g, gi) => {
+      const b = g.members.length, n = g.npad;
+      const { a, d } = denseAdjacency(batch, g);
+      feeds[`A_${gi}`] = this.#tensor(a, [b, n, n]);
+      feeds[`D_${gi}`] = this.#tensor(d, [b, n, 1]);
+      if (shared) {
+        const idx = new BigInt64Array(b * n).fill(BigInt(distinct));
+        g.members.forEach((p, bi) => {
+          for (let r = batch.rowStart[p]!; r < batch.rowStart[p + 1]!; r++) {
+            idx[bi * n + r - batch.rowStart[p]!] = BigInt(localRow![r]!);
+          }
+        });
+        feeds[`I_${gi}`] = new this.#ort!.Tensor("int64", idx, [b, n]);
+      } else feeds[`X_${gi}`] = this.#tensor(gatherPadded(features, f, globalRow, batch, g), [b, n, f]);
+    });
+    const kind = shared ? "shared" : "naive";
+    const sess = await this.#session(`${kind}${groups.length}`, () => inferenceGraph(dims, groups.length, shared));
+    const out = await sess.run(feeds);
+    const pooled = new Float32Array(batch.count * cl);
+    groups.forEach((g, gi) => {
+      const v = out[`V_${gi}`]!.data as Float32Array;
+      g.members.forEach((p, i) => pooled.set(v.subarray(i * cl, (i + 1) * cl), p * cl));
+    });
     return classify(pooled, batch.count, this.#w.classifierW, this.#w.classifierB[0]!);
   }
 
@@ -459,141 +411,114 @@ export class CpuGcn implements GcnEngine {
     masks: Float32Array[] | null,
   ): Promise<TrainStepResult> {
     if (!batch.labels) throw new Error("forwardBackward() needs batch labels");
-    const dims = this.#dims, L = dims.length - 1, cl = dims[L]!;
     const rows = packedRows(batch);
     const ones = masks ? null : new Float32Array(rows).fill(1);
     const maskOf = (l: number) => masks ? masks[l]! : ones!;
-    const grads: Float32Array[] = [];
-    let preds: Float32Array, loss: number;
-    if (!this.#ort) {
-      // Packed CSR, plain TypeScript.
-      const hs: Float32Array[] = [new Float32Array(rows * dims[0]!)];
+    const r = this.#ort ? await this.#trainOrt(batch, features, maskOf) : this.#trainTs(batch, features, maskOf);
+    this.#grads = r.grads;
+    return { preds: r.preds, loss: mseLoss(r.preds, batch.labels).loss };
+  }
+
+  async #trainOrt(
+    batch: PackedBatch,
+    features: Float32Array,
+    maskOf: (l: number) => Float32Array,
+  ): Promise<{ preds: Float32Array; grads: Float32Array[] }> {
+    const dims = this.#dims, L = dims.length - 1, f = dims[0]!, cl = dims[L]!;
+    const sizes = Array.from({ length: batch.count }, (_, p) => batch.rowStart[p + 1]! - batch.rowStart[p]!);
+    // Coarser size groups than inference: fewer distinct graphs (one session per group count).
+    const groups = planGroups(sizes, Math.max(...dims), 1.25);
+    const feeds: Record<string, OrtTensor> = {
+      WC: this.#tensor(this.#w.classifierW, [1, cl]),
+      BC: this.#tensor(this.#w.classifierB, [1]),
+      SCALE: this.#tensor(Float32Array.of(2 / batch.count), []),
+    };
+    this.#weightFeeds(feeds);
+    groups.forEach((g, gi) => {
+      const b = g.members.length, n = g.npad;
+      const { a, d } = denseAdjacency(batch, g);
+      feeds[`A_${gi}`] = this.#tensor(a, [b, n, n]);
+      feeds[`D_${gi}`] = this.#tensor(d, [b, n, 1]);
+      feeds[`X_${gi}`] = this.#tensor(gatherPadded(features, f, batch.rowSource, batch, g), [b, n, f]);
+      for (let l = 0; l < L; l++) feeds[`M${l}_${gi}`] = this.#tensor(padRowVector(maskOf(l), batch, g, 0), [b, n, 1]);
+      feeds[`Y_${gi}`] = this.#tensor(Float32Array.from(g.members, (p) => batch.labels![p]!), [b]);
+      feeds[`R_${gi}`] = new this.#ort!.Tensor("int64", rowIds(n), [1, n, 1]);
+    });
+    const sess = await this.#session(`train${groups.length}`, () => trainGraph(dims, groups.length));
+    const out = await sess.run(feeds);
+    const preds = new Float32Array(batch.count);
+    groups.forEach((g, gi) => {
+      const p = out[`P_${gi}`]!.data as Float32Array;
+      g.members.forEach((m, i) => preds[m] = p[i]!);
+    });
+    const grads = dims.slice(0, L).map((_, l) => (out[`dW${l}`]!.data as Float32Array).slice());
+    grads.push((out.dWC!.data as Float32Array).slice(), (out.dBC!.data as Float32Array).slice());
+    return { preds, grads };
+  }
+
+  #trainTs(
+    batch: PackedBatch,
+    features: Float32Array,
+    maskOf: (l: number) => Float32Array,
+  ): { preds: Float32Array; grads: Float32Array[] } {
+    const dims = this.#dims, L = dims.length - 1, cl = dims[L]!;
+    const rows = packedRows(batch);
+    const hs: Float32Array[] = [new Float32Array(rows * dims[0]!)];
+    for (let r = 0; r < rows; r++) {
+      const s = batch.rowSource[r]!;
+      hs[0]!.set(features.subarray(s * dims[0]!, (s + 1) * dims[0]!), r * dims[0]!);
+    }
+    for (let l = 0; l < L; l++) {
+      const p = tsMatmul(hs[l]!, rows, dims[l]!, this.#w.layers[l]!, dims[l + 1]!);
+      hs.push(tsAggregate(batch, p, dims[l + 1]!, maskOf(l)));
+    }
+    const pooled = poolMax(batch, hs[L]!, cl);
+    const preds = classify(pooled.v, batch.count, this.#w.classifierW, this.#w.classifierB[0]!);
+    const head = headBackward(pooled, mseLoss(preds, batch.labels!).dPred, this.#w.classifierW);
+    let dH = new Float32Array(rows * cl);
+    for (let i = 0; i < pooled.arg.length; i++) dH[pooled.arg[i]! * cl + (i % cl)]! += head.dV[i]!;
+    const layerGrads: Float32Array[] = new Array(L);
+    for (let l = L - 1; l >= 0; l--) {
+      const c = dims[l + 1]!, cin = dims[l]!;
+      const s = new Float64Array(rows * c);
+      const mask = maskOf(l);
       for (let r = 0; r < rows; r++) {
-        const s = batch.rowSource[r]!;
-        hs[0]!.set(features.subarray(s * dims[0]!, (s + 1) * dims[0]!), r * dims[0]!);
-      }
-      for (let l = 0; l < L; l++) {
-        const p = tsMatmul(hs[l]!, rows, dims[l]!, this.#w.layers[l]!, dims[l + 1]!);
-        hs.push(tsAggregate(batch, p, dims[l + 1]!, maskOf(l)));
-      }
-      const pooled = poolMax(batch, hs[L]!, cl);
-      preds = classify(pooled.v, batch.count, this.#w.classifierW, this.#w.classifierB[0]!);
-      const m = mseLoss(preds, batch.labels);
-      loss = m.loss;
-      const head = headBackward(pooled, m.dPred, this.#w.classifierW);
-      let dH = new Float32Array(rows * cl);
-      for (let i = 0; i < pooled.arg.length; i++) dH[pooled.arg[i]! * cl + (i % cl)]! += head.dV[i]!;
-      const layerGrads: Float32Array[] = new Array(L);
-      for (let l = L - 1; l >= 0; l--) {
-        const c = dims[l + 1]!, cin = dims[l]!;
-        const s = new Float64Array(rows * c);
-        const mask = maskOf(l);
-        for (let r = 0; r < rows; r++) {
-          for (let j = 0; j < c; j++) {
-            const h = hs[l + 1]![r * c + j]!;
-            s[r * c + j] = h > 0 ? Math.fround(dH[r * c + j]! * mask[r]!) / batch.deg[r]! : 0;
-          }
+        for (let j = 0; j < c; j++) {
+          const h = hs[l + 1]![r * c + j]!;
+          s[r * c + j] = h > 0 ? Math.fround(dH[r * c + j]! * mask[r]!) / batch.deg[r]! : 0;
         }
-        const dP = new Float64Array(rows * c);
-        for (let r = 0; r < rows; r++) {
-          for (let k = batch.rowPtr[r]!; k < batch.rowPtr[r + 1]!; k++) {
-            const v = batch.vals[k]!, o = batch.cols[k]! * c;
-            for (let j = 0; j < c; j++) dP[o + j]! += v * s[r * c + j]!;
-          }
+      }
+      const dP = new Float64Array(rows * c);
+      for (let r = 0; r < rows; r++) {
+        for (let k = batch.rowPtr[r]!; k < batch.rowPtr[r + 1]!; k++) {
+          const v = batch.vals[k]!, o = batch.cols[k]! * c;
+          for (let j = 0; j < c; j++) dP[o + j]! += v * s[r * c + j]!;
         }
-        const dW = new Float64Array(cin * c);
-        const hin = hs[l]!;
+      }
+      const dW = new Float64Array(cin * c);
+      const hin = hs[l]!;
+      for (let r = 0; r < rows; r++) {
+        for (let i = 0; i < cin; i++) {
+          const x = hin[r * cin + i]!;
+          if (x === 0) continue;
+          for (let j = 0; j < c; j++) dW[i * c + j]! += x * dP[r * c + j]!;
+        }
+      }
+      layerGrads[l] = Float32Array.from(dW);
+      if (l > 0) {
+        const w = this.#w.layers[l]!;
+        const next = new Float32Array(rows * cin);
         for (let r = 0; r < rows; r++) {
           for (let i = 0; i < cin; i++) {
-            const x = hin[r * cin + i]!;
-            if (x === 0) continue;
-            for (let j = 0; j < c; j++) dW[i * c + j]! += x * dP[r * c + j]!;
+            let acc = 0;
+            for (let j = 0; j < c; j++) acc += dP[r * c + j]! * w[i * c + j]!;
+            next[r * cin + i] = acc;
           }
         }
-        layerGrads[l] = Float32Array.from(dW);
-        if (l > 0) {
-          const w = this.#w.layers[l]!;
-          const next = new Float32Array(rows * cin);
-          for (let r = 0; r < rows; r++) {
-            for (let i = 0; i < cin; i++) {
-              let acc = 0;
-              for (let j = 0; j < c; j++) acc += dP[r * c + j]! * w[i * c + j]!;
-              next[r * cin + i] = acc;
-            }
-          }
-          dH = next;
-        }
+        dH = next;
       }
-      grads.push(...layerGrads, head.dW, head.dB);
-    } else {
-      const sizes = Array.from({ length: batch.count }, (_, p) => batch.rowStart[p + 1]! - batch.rowStart[p]!);
-      const fwd = await this.#session("trainFwd", () => trainForwardModel(dims));
-      const bwd = await this.#session("trainBwd", () => trainBackwardModel(dims));
-      const groups = planGroups(sizes, Math.max(...dims)).map((g) => {
-        const { a, d } = denseAdjacency(batch, g);
-        const h0 = gatherPadded(features, dims[0]!, batch.rowSource, batch, g);
-        const ms = dims.slice(0, L).map((_, l) => padRowVector(maskOf(l), batch, g, 0));
-        return { g, a, d, h0, ms, hs: [] as Float32Array[] };
-      });
-      for (const grp of groups) {
-        const b = grp.g.members.length, n = grp.g.npad;
-        const feeds: Record<string, OrtTensor> = {
-          A: this.#tensor(grp.a, [b, n, n]),
-          D: this.#tensor(grp.d, [b, n, 1]),
-          H0: this.#tensor(grp.h0, [b, n, dims[0]!]),
-          ...this.#weightFeeds(0),
-        };
-        grp.ms.forEach((m, l) => feeds[`M${l}`] = this.#tensor(m, [b, n, 1]));
-        const out = await fwd.run(feeds);
-        for (let l = 1; l <= L; l++) grp.hs.push(out[`H${l}`]!.data as Float32Array);
-      }
-      // Pool over each proposal's real rows; arg indexes the group's padded rows.
-      const v = new Float32Array(batch.count * cl).fill(-Infinity);
-      const arg = new Int32Array(batch.count * cl);
-      groups.forEach((grp) => {
-        const hl = grp.hs[L - 1]!;
-        grp.g.members.forEach((p, bi) => {
-          const n = sizes[p]!;
-          for (let i = 0; i < n; i++) {
-            const row = bi * grp.g.npad + i;
-            for (let j = 0; j < cl; j++) {
-              const x = hl[row * cl + j]!;
-              if (x > v[p * cl + j]!) v[p * cl + j] = x, arg[p * cl + j] = row;
-            }
-          }
-        });
-      });
-      preds = classify(v, batch.count, this.#w.classifierW, this.#w.classifierB[0]!);
-      const m = mseLoss(preds, batch.labels);
-      loss = m.loss;
-      const head = headBackward({ v, arg }, m.dPred, this.#w.classifierW);
-      const layerGrads = dims.slice(0, L).map((d, l) => new Float32Array(d * dims[l + 1]!));
-      for (let gi = 0; gi < groups.length; gi++) {
-        const grp = groups[gi]!;
-        const b = grp.g.members.length, n = grp.g.npad;
-        const dHL = new Float32Array(b * n * cl);
-        for (const p of grp.g.members) {
-          for (let j = 0; j < cl; j++) dHL[arg[p * cl + j]! * cl + j]! += head.dV[p * cl + j]!;
-        }
-        const feeds: Record<string, OrtTensor> = {
-          A: this.#tensor(grp.a, [b, n, n]),
-          D: this.#tensor(grp.d, [b, n, 1]),
-          H0: this.#tensor(grp.h0, [b, n, dims[0]!]),
-          [`dH${L}`]: this.#tensor(dHL, [b, n, cl]),
-          ...this.#weightFeeds(1),
-        };
-        grp.hs.forEach((h, i) => feeds[`H${i + 1}`] = this.#tensor(h, [b, n, dims[i + 1]!]));
-        grp.ms.forEach((mk, l) => feeds[`M${l}`] = this.#tensor(mk, [b, n, 1]));
-        const out = await bwd.run(feeds);
-        for (let l = 0; l < L; l++) {
-          const g = out[`dW${l}`]!.data as Float32Array, acc = layerGrads[l]!;
-          for (let i = 0; i < acc.length; i++) acc[i]! += g[i]!;
-        }
-      }
-      grads.push(...layerGrads, head.dW, head.dB);
     }
-    this.#grads = grads;
-    return { preds, loss };
+    return { preds, grads: [...layerGrads, head.dW, head.dB] };
   }
 
   gradients(): Promise<Float32Array[]> {
@@ -607,11 +532,8 @@ export class CpuGcn implements GcnEngine {
     const first = this.#momentum === null;
     if (first) this.#momentum = params.map((p) => new Float32Array(p.length));
     params.forEach((p, i) => sgdUpdate(p, this.#grads![i]!, this.#momentum![i]!, { ...hyper, first }));
-    this.#weightsVersion++;
-    for (const key of [...this.#sessions.keys()]) {
-      if (key.startsWith("table")) this.#sessions.delete(key);
-    }
     this.#table = null;
+    this.#tableSource = null;
     return Promise.resolve();
   }
 
@@ -627,5 +549,6 @@ export class CpuGcn implements GcnEngine {
     for (const s of this.#sessions.values()) s.then((x) => x.release?.()).catch(() => {});
     this.#sessions.clear();
     this.#table = null;
+    this.#tableSource = null;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Scoring proposal folders with a GCN-D engine: read every node file, compute the shared first-layer table for the
- * union of their nodes once, then stream the edge files in chunks of packed proposals (the next chunk is read and
- * built while the engine works on the current one).
+ * union of their nodes once (the CPU twin: once per chunk, see {@linkcode localityOrder}), then stream the edge files
+ * in chunks of packed proposals.
  * @module
  */
 import { LtcError } from "../../shared/errors.ts";
@@ -23,6 +23,40 @@ export function readAllNodes(files: ProposalFiles[], n: number): Int32Array[] {
     }
     return nodes;
   });
+}
+
+/**
+ * An order of the proposals in which overlapping ones are adjacent (breadth-first over the "shares a node" graph,
+ * starting from each unvisited proposal in file order), so that a chunk's proposals share many nodes and the
+ * first-layer product of a shared node is computed once per chunk.
+ */
+export function localityOrder(nodes: Int32Array[], n: number): Int32Array {
+  const start = new Int32Array(n + 1);
+  for (const list of nodes) for (const v of list) start[v + 1]!++;
+  for (let v = 0; v < n; v++) start[v + 1]! += start[v]!;
+  const fill = start.slice(0, n);
+  const owners = new Int32Array(start[n]!);
+  nodes.forEach((list, p) => {
+    for (const v of list) owners[fill[v]!++] = p;
+  });
+  const seen = new Uint8Array(nodes.length);
+  const order = new Int32Array(nodes.length);
+  let head = 0, tail = 0;
+  for (let p0 = 0; p0 < nodes.length; p0++) {
+    if (seen[p0]) continue;
+    seen[p0] = 1;
+    order[tail++] = p0;
+    while (head < tail) {
+      const p = order[head++]!;
+      for (const v of nodes[p]!) {
+        for (let k = start[v]!; k < start[v + 1]!; k++) {
+          const q = owners[k]!;
+          if (!seen[q]) seen[q] = 1, order[tail++] = q;
+        }
+      }
+    }
+  }
+  return order;
 }
 
 /** Options of {@linkcode scoreProposals}. */
@@ -61,35 +95,29 @@ export async function scoreProposals(
   const chunkRows = options.chunkRows ?? 32768;
   const progress = options.progressLabel ? new Progress(options.progressLabel, files.length) : null;
   const source = (v: number) => tableRow[v]!;
-  let inflight: { start: number; count: number; result: Promise<Float32Array> } | null = null;
-  const settle = async () => {
-    if (!inflight) return;
-    scores.set(await inflight.result, inflight.start);
-    progress?.tick(inflight.count);
-    inflight = null;
-  };
-  for (let start = 0; start < files.length;) {
+  const order = localityOrder(nodes, n);
+  for (let start = 0; start < order.length;) {
     const graphs: ProposalGraph[] = [];
     let packed = 0;
     let end = start;
-    while (end < files.length && (graphs.length === 0 || packed + nodes[end]!.length <= chunkRows)) {
-      const f = files[end]!;
+    while (end < order.length && (graphs.length === 0 || packed + nodes[order[end]!]!.length <= chunkRows)) {
+      const p = order[end]!, f = files[p]!;
       graphs.push(
-        buildProposalGraph(nodes[end]!, readProposalEdges(f.edge), index, {
+        buildProposalGraph(nodes[p]!, readProposalEdges(f.edge), index, {
           woWeight: options.woWeight,
           normAdj: options.normAdj,
           path: f.edge,
         }),
       );
-      packed += nodes[end]!.length;
+      packed += nodes[p]!.length;
       end++;
     }
     const batch: PackedBatch = packGraphs(graphs, { source });
-    await settle();
-    inflight = { start, count: end - start, result: engine.predict(batch) };
+    const result = await engine.predict(batch);
+    for (let i = start; i < end; i++) scores[order[i]!] = result[i - start]!;
+    progress?.tick(end - start);
     start = end;
   }
-  await settle();
   progress?.done();
   return scores;
 }
