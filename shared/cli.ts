@@ -110,9 +110,19 @@ export function parseCli(spec: CliSpec, args: string[]): CliArgs {
     const alias = name.replaceAll("-", "_");
     if (alias !== name) options[alias] = o.multiple ? { type, multiple: true } : { type };
   }
+  // parseArgs reads "-1" after an option as another option: join negative numbers to their option (--th-pos=-1).
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!, next = args[i + 1];
+    const opt = /^--([^=]+)$/.exec(a)?.[1];
+    if (opt && options[opt]?.type === "string" && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: joined, options, strict: true, allowPositionals: false });
   } catch (err) {
     const msg = (err as Error).message.split("\n")[0]!.replace(/\. To specify a positional.*$/, "");
     throw new LtcError(`${spec.name}: ${msg} (see --help)`);

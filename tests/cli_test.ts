@@ -25,6 +25,9 @@ Deno.test("cli: kebab-case options, underscore aliases, defaults, repeatable opt
   assert.equal(a.bool("no-normalize"), false);
   assert.equal(a.given("k"), false);
   assert.equal(parseCli(spec, ["--name=y", "--no_normalize"]).bool("no-normalize"), true);
+  // negative numbers as separate arguments (the original's --th_pos -1)
+  assert.equal(parseCli(spec, ["--name", "x", "--th-knn", "-1"]).num("th-knn"), -1);
+  assert.equal(parseCli(spec, ["--name", "x", "--th_knn", "-0.5"]).num("th-knn"), -0.5);
   assert.match(helpText(spec), /--th-knn <number>, --th_knn/);
 });
 
