@@ -47,8 +47,28 @@ export function writeFileAtomic(path: string, data: Uint8Array | Uint8Array[] | 
   }
 }
 
-/** sha256 of a file's bytes, hex, streamed so large feature files need no extra memory. */
+const hashMemo = new Map<string, { size: number; mtime: number; hash: string }>();
+
+/**
+ * sha256 of a file's bytes, hex, streamed so large feature files need no extra memory. Memoised per process by
+ * path, size and mtime (stages hash the same inputs for up-to-date checks and sidecars).
+ */
 export function sha256File(path: string): string {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(path);
+  } catch {
+    throw new LtcError(`${path}: no such file`);
+  }
+  const mtime = st.mtime?.getTime() ?? -1;
+  const memo = hashMemo.get(path);
+  if (memo && memo.size === st.size && memo.mtime === mtime) return memo.hash;
+  const hash = hashFileBytes(path);
+  hashMemo.set(path, { size: st.size, mtime, hash });
+  return hash;
+}
+
+function hashFileBytes(path: string): string {
   const hash = createHash("sha256");
   let f: Deno.FsFile;
   try {

@@ -79,44 +79,50 @@ export function fromRawBytes(
   const n = sizeOf(shape);
   const isz = ITEM_SIZE[dtype];
   if (raw.length < n * isz) throw new Error(`array data has ${raw.length} bytes, expected ${n * isz}`);
-  // Copy into fresh, aligned storage (raw may be an unaligned view, or a Node Buffer whose slice() is a view).
-  const buf = new Uint8Array(n * isz);
-  buf.set(raw.subarray(0, n * isz));
+  // Aligned little-endian data is used in place (no copy of a multi-GB kNN array); otherwise copy into fresh,
+  // aligned storage (raw may be an unaligned view, or a Node Buffer whose slice() is a view).
+  let buf: Uint8Array;
+  if ((options.littleEndian || isz === 1) && raw.byteOffset % isz === 0) {
+    buf = new Uint8Array(raw.buffer, raw.byteOffset, n * isz);
+  } else {
+    buf = new Uint8Array(n * isz);
+    buf.set(raw.subarray(0, n * isz));
+  }
   if (!options.littleEndian && isz > 1) {
     for (let i = 0; i < buf.length; i += isz) buf.subarray(i, i + isz).reverse();
   }
   let data: NumericData;
   switch (dtype) {
     case "f4":
-      data = new Float32Array(buf.buffer);
+      data = new Float32Array(buf.buffer, buf.byteOffset, n);
       break;
     case "f8":
-      data = new Float64Array(buf.buffer);
+      data = new Float64Array(buf.buffer, buf.byteOffset, n);
       break;
     case "i4":
-      data = new Int32Array(buf.buffer);
+      data = new Int32Array(buf.buffer, buf.byteOffset, n);
       break;
     case "i8":
-      data = new BigInt64Array(buf.buffer);
+      data = new BigInt64Array(buf.buffer, buf.byteOffset, n);
       break;
     case "u1":
     case "b1":
       data = buf;
       break;
     case "i1":
-      data = new Int8Array(buf.buffer);
+      data = new Int8Array(buf.buffer, buf.byteOffset, n);
       break;
     case "i2":
-      data = new Int16Array(buf.buffer);
+      data = new Int16Array(buf.buffer, buf.byteOffset, n);
       break;
     case "u2":
-      data = new Uint16Array(buf.buffer);
+      data = new Uint16Array(buf.buffer, buf.byteOffset, n);
       break;
     case "u4":
-      data = new Uint32Array(buf.buffer);
+      data = new Uint32Array(buf.buffer, buf.byteOffset, n);
       break;
     case "u8":
-      data = new BigUint64Array(buf.buffer);
+      data = new BigUint64Array(buf.buffer, buf.byteOffset, n);
       break;
   }
   return { dtype, shape, data };
