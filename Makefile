@@ -1,24 +1,70 @@
-# ltc-deno: the whole job as file targets. `make pipeline` runs it on the embedded benchmark, `make test` runs the
-# tests. Every target is an artifact; stages record params and input hashes in sidecars and refuse stale reuse.
+# ltc-deno — the whole job as file targets.
+#
+#   make pipeline                      embedded synthetic benchmark (SCALE=default), results/default_part1_test/
+#   make pipeline SCALE=part1          full-size synthetic benchmark (584K test / 576K train)
+#   make pipeline DATA=dir NAME=part1_test [TRAIN=part0_train] [CKPT=model.pth] [DIM=256] [FEAT_OPTS=--center]
+#   make real                          the CelebA face-api embeddings of ../shared/data/real (identity split)
+#   make test                          the tests; prints "N passed, N failed"
+#
+# Every target is an artifact. Parameters live in file names (kNN k, thresholds, baseline parameters, as the
+# original names them) or in YAML configs that are prerequisites, so changing one reruns only what depends on it;
+# the stages also record params and input hashes in sidecars and never reuse a stale artifact.
 SHELL := /bin/bash
 .ONESHELL:
+.SHELLFLAGS := -eo pipefail -c
+.DELETE_ON_ERROR:
 DENO := bin/deno
+RUNSTAGE = $(DENO) run -A stages/$(1).ts
 INSTALLED := node_modules/.package-lock.json
 
-.PHONY: install test check bench pipeline clean
+SCALE ?= default
+SEED ?= 42
+DATA ?= data/synth/$(SCALE)
+NAME ?= part1_test
+TRAIN ?= part0_train
+CKPT ?=
+K ?= 80
+DIM ?= 256
+FEAT_OPTS ?=
+RUN ?= $(notdir $(DATA))_$(NAME)
+RESULTS := results/$(RUN)
+
+# proposal parameter sets (configs/proposals/*.yaml)
+TRAIN_PROPOSALS ?= train_ms1m_4_prpsls
+TEST_SETS := ms1m_2_prpsls train_ms1m_4_prpsls ms1m_2_prpsls_iter1
+GCN_TRAIN_CFG ?= configs/gcn_d/cfg_pipeline_train.yaml
+
+FEATS := $(DATA)/features/$(NAME).bin
+LABELS := $(DATA)/labels/$(NAME).meta
+KNN := $(DATA)/knns/$(NAME)/faiss_k_$(K).npz
+PROPS := $(DATA)/cluster_proposals
+CKPT_FILE := $(if $(CKPT),$(CKPT),$(RESULTS)/gcn_d_model/latest.npz)
+# one label file per row of the results table
+ARO_OUT := $(RESULTS)/baselines/$(NAME)_knn_aro_faiss_k_$(K)_th_0.0/pred_labels.txt
+KMEANS_OUT := $(RESULTS)/baselines/$(NAME)_mini_batch_kmeans_n_ids_bs_1000/pred_labels.txt
+CW_OUT := $(RESULTS)/baselines/$(NAME)_chinese_whispers_faiss_k_$(K)_th_0.6_iters_20/pred_labels.txt
+DBSCAN_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.25_min_1_faiss_k_$(K)_th_0.0/pred_labels.txt
+HAC_OUT := $(RESULTS)/baselines/$(NAME)_fast_hac_dist_0.72_hmethod_single/pred_labels.txt
+CDP_OUT := $(RESULTS)/baselines/$(NAME)_cdp_faiss_k_$(K)_th_0.7_maxsz_600_step_0.05/pred_labels.txt
+GCN2_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls/pred_labels.txt
+GCN4_OUT := $(RESULTS)/gcn_d_train_ms1m_4_prpsls/pred_labels.txt
+GCNI_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls_iter1/pred_labels.txt
+UB_OUT := $(RESULTS)/upper_bound/pred_labels.txt
+N_IDS = $$(sort -u $(LABELS) | wc -l)
+
+.PHONY: install test check bench pipeline real clean
 
 $(INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund
-	@touch $(INSTALLED)
+	touch $(INSTALLED)
 
 install: $(INSTALLED)
 
 test: $(INSTALLED)
-	@set -o pipefail
 	log=$$(mktemp)
 	status=0
 	NO_COLOR=1 $(DENO) test -A tests/ 2>&1 | tee "$$log" || status=$$?
-	line=$$(grep -aE '^(ok|FAILED) \|' "$$log" | tail -n 1)
+	line=$$(grep -aE '^(ok|FAILED) \|' "$$log" | tail -n 1 || true)
 	passed=$$(echo "$$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 	failed=$$(echo "$$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 	rm -f "$$log"
@@ -33,4 +79,87 @@ bench: $(INSTALLED)
 	$(DENO) task bench
 
 clean:
-	rm -rf data/synth results work_dir
+	rm -rf data/synth results
+
+# ---------------------------------------------------------------- data: the embedded synthetic benchmark
+data/synth/%/features/part0_train.bin data/synth/%/labels/part0_train.meta data/synth/%/features/part1_test.bin data/synth/%/labels/part1_test.meta: | $(INSTALLED)
+	$(call RUNSTAGE,synth) --prefix data/synth/$* --scale $* --seed $(SEED)
+
+# ---------------------------------------------------------------- kNN graphs (exact, faiss-compatible files)
+$(DATA)/knns/%/faiss_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)
+	$(call RUNSTAGE,knn) --prefix $(DATA) --name $* --k $(K) --dim $(DIM) $(FEAT_OPTS)
+
+# ---------------------------------------------------------------- proposals: one list of folders per config
+# $(1) = dataset name, $(2) = config name
+define proposal_rule
+$(PROPS)/$(1)/$(2).folders: configs/proposals/$(2).yaml $(DATA)/knns/$(1)/faiss_k_$(K).npz $(DATA)/features/$(1).bin
+	$(call RUNSTAGE,proposals) --prefix $(DATA) --name $(1) --dim $(DIM) $(FEAT_OPTS) --config $$< > $$@.tmp
+	mv $$@.tmp $$@
+endef
+$(foreach s,$(TEST_SETS),$(eval $(call proposal_rule,$(NAME),$(s))))
+$(if $(filter $(TRAIN_PROPOSALS),$(TEST_SETS)),,$(eval $(call proposal_rule,$(NAME),$(TRAIN_PROPOSALS))))
+$(eval $(call proposal_rule,$(TRAIN),$(TRAIN_PROPOSALS)))
+
+# ---------------------------------------------------------------- GCN-D training (skipped when CKPT is given)
+$(RESULTS)/gcn_d_model/cfg_train.yaml: $(GCN_TRAIN_CFG) $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders
+	mkdir -p $(@D)
+	{ cat $<
+	  printf 'train_data:\n  wo_weight: false\n  feat_path: features/$(TRAIN).bin\n'
+	  printf '  label_path: labels/$(TRAIN).meta\n  proposal_folders:\n'
+	  sed 's|^$(DATA)/|    - |' $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders; } > $@.tmp
+	mv $@.tmp $@
+
+$(RESULTS)/gcn_d_model/latest.npz: $(RESULTS)/gcn_d_model/cfg_train.yaml $(DATA)/features/$(TRAIN).bin $(DATA)/labels/$(TRAIN).meta
+	$(call RUNSTAGE,train) --config $< --prefix $(DATA) --work-dir $(@D) --seed $(SEED) $(FEAT_OPTS)
+
+# ---------------------------------------------------------------- GCN-D detection + de-overlap, one per test set
+$(RESULTS)/gcn_d_%/pred_labels.txt: $(PROPS)/$(NAME)/%.folders $(CKPT_FILE) $(FEATS)
+	$(call RUNSTAGE,detect) --feat-path $(FEATS) --label-path $(LABELS) --dim $(DIM) $(FEAT_OPTS) \
+	  --load-from $(CKPT_FILE) --work-dir $(@D) $$(sed 's/^/--proposal-folders /' $<)
+
+# ---------------------------------------------------------------- GCN-D upper bound over the 4 threshold sets
+$(UB_OUT): $(PROPS)/$(NAME)/train_ms1m_4_prpsls.folders $(LABELS)
+	$(call RUNSTAGE,upper_bound) --gt-labels $(LABELS) --output-folder $(@D) --output-name ub \
+	  $$(sed 's|/proposals/*$$|/pred_labels.txt|; s/^/--cluster-path /' $<)
+	cp $(@D)/ub_th_iou_1_pos_-1_pred_labels.txt $@.tmp && mv $@.tmp $@
+
+# ---------------------------------------------------------------- baselines (output folders named as the original)
+
+BASE := $(call RUNSTAGE,baseline) --prefix $(DATA) --name $(NAME) --dim $(DIM) $(FEAT_OPTS) --oprefix $(RESULTS)/baselines
+$(ARO_OUT): $(KNN)
+	$(BASE) --method knn_aro --knn $(K) --th-sim 0
+$(KMEANS_OUT): $(FEATS) $(LABELS)
+	$(BASE) --method mini_batch_kmeans --n-clusters $(N_IDS) --batch-size 1000
+	src=$$(ls -d $(RESULTS)/baselines/$(NAME)_mini_batch_kmeans_n_*_bs_1000 | grep -v n_ids | head -1)
+	mkdir -p $(@D) && cp $$src/pred_labels.txt $@.tmp && cp $$src/pred_labels.txt.meta.json $@.meta.json && mv $@.tmp $@
+$(DBSCAN_OUT): $(KNN)
+	$(BASE) --method knn_dbscan --knn $(K) --th-sim 0 --eps 0.25 --min-samples 1
+$(HAC_OUT): $(FEATS)
+	$(BASE) --method fast_hac --distance 0.72
+$(CDP_OUT): $(KNN)
+	$(BASE) --method cdp --knn $(K) --th-sim 0.7 --max-sz 600 --step 0.05
+$(CW_OUT): $(KNN)
+	$(BASE) --method chinese_whispers --knn $(K) --th-sim 0.6 --iters 20
+
+# ---------------------------------------------------------------- the results table and report
+$(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(HAC_OUT) $(CDP_OUT) $(GCN2_OUT) $(GCN4_OUT) $(GCNI_OUT) $(UB_OUT) $(LABELS)
+	$(call RUNSTAGE,report) --run-dir $(RESULTS) --gt-labels $(LABELS) --title "$(RUN)" \
+	  --method "ARO (k=$(K), th=0)=$(ARO_OUT)" \
+	  --method "MiniBatchKMeans (n=#ids, bs=1000)=$(KMEANS_OUT)" \
+	  --method "Chinese Whispers (k=$(K), th=0.6, iters=20)=$(CW_OUT)" \
+	  --method "KNN-DBSCAN (k=$(K), th=0, eps=0.25, min=1)=$(DBSCAN_OUT)" \
+	  --method "FastHAC (dist=0.72, single)=$(HAC_OUT)" \
+	  --method "CDP (single model, th=0.7)=$(CDP_OUT)" \
+	  --method "GCN-D (0.7, 0.75)=$(GCN2_OUT)" \
+	  --method "GCN-D (0.6, 0.65, 0.7, 0.75)=$(GCN4_OUT)" \
+	  --method "GCN-D (0.7, 0.75) + iter1 (0.4, 2, 16)=$(GCNI_OUT)" \
+	  --method "GCN upper bound (0.6, 0.65, 0.7, 0.75)=$(UB_OUT)"
+
+pipeline: $(RESULTS)/report.md
+
+real:
+	$(MAKE) data/real/features/celeba6300_faceapi128_test.bin
+	$(MAKE) pipeline DATA=data/real NAME=celeba6300_faceapi128_test TRAIN=celeba6300_faceapi128_train DIM=128 FEAT_OPTS=--center
+
+data/real/features/celeba6300_faceapi128_test.bin: | $(INSTALLED)
+	$(call RUNSTAGE,split) --prefix ../shared/data/real --name celeba6300_faceapi128 --dim 128 --oprefix data/real

@@ -46,25 +46,31 @@ export interface SynthParams {
   qualitySigma: number;
   qualityMin: number;
   mislabel: number;
+  /** dimension of the nuisance subspace shared by all identities */
+  nuisanceDim: number;
+  /** seed of the split (identities, samples) */
   seed: number;
+  /** seed of what both splits share (the nuisance subspace) */
+  worldSeed: number;
 }
 
 /** Defaults: tuned so that k=80 super-vertex proposals at th 0.7 behave like MS1M's (see README). */
-export const DEFAULT_SYNTH: Omit<SynthParams, "ids" | "seed"> = {
+export const DEFAULT_SYNTH: Omit<SynthParams, "ids" | "seed" | "worldSeed"> = {
   dim: 256,
   meanSize: 68,
   sizeSigma: 0.8,
   minSize: 4,
   maxSize: 800,
   confusable: 0.3,
-  confusableCosMin: 0.7,
-  confusableCosMax: 0.9,
+  confusableCosMin: 0.4,
+  confusableCosMax: 0.8,
   modesMax: 4,
   modeCos: 0.84,
   quality: 0.86,
   qualitySigma: 0.07,
   qualityMin: 0.4,
   mislabel: 0.01,
+  nuisanceDim: 24,
 };
 
 /** Benchmark scales: identities per split. `part1` matches MS1M part1 (8,573 identities ≈ 584K samples). */
@@ -105,7 +111,36 @@ function around(rng: Rng, base: Float64Array, cos: number): Float64Array {
   return v;
 }
 
-/** Generate one split of `p.ids` identities. Deterministic in `p.seed`. */
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += a[j]! * b[j]!;
+  return s;
+}
+
+function normalize(v: Float64Array): Float64Array {
+  const inv = 1 / Math.sqrt(dot(v, v));
+  for (let j = 0; j < v.length; j++) v[j]! *= inv;
+  return v;
+}
+
+/** Remove the components along an orthonormal basis, then normalise. */
+function projectOut(v: Float64Array, basis: Float64Array[]): Float64Array {
+  for (const b of basis) {
+    const d = dot(v, b);
+    for (let j = 0; j < v.length; j++) v[j]! -= d * b[j]!;
+  }
+  return normalize(v);
+}
+
+/** An orthonormal basis of a random `k`-dimensional subspace (Gram–Schmidt), from its own seed. */
+function nuisanceBasis(seed: number, dim: number, k: number): Float64Array[] {
+  const rng = new Rng(seed ^ 0x5eed);
+  const basis: Float64Array[] = [];
+  for (let i = 0; i < Math.min(k, dim - 1); i++) basis.push(projectOut(unitVector(rng, dim), basis));
+  return basis;
+}
+
+/** Generate one split of `p.ids` identities. Deterministic in `p.seed` and `p.worldSeed`. */
 export function generateSynth(p: SynthParams): SynthSet {
   if (!(p.ids >= 2)) throw new LtcError(`synth: --ids must be at least 2, got ${p.ids}`);
   const rng = new Rng(p.seed);
@@ -117,21 +152,42 @@ export function generateSynth(p: SynthParams): SynthSet {
     const s = Math.round(Math.exp(mu + p.sizeSigma * rng.normal()));
     sizes[i] = Math.min(p.maxSize, Math.max(p.minSize, s));
   }
-  // Identity centres and modes. A look-alike copies an earlier identity's structure: each of its modes sits at
-  // cosine c (drawn in [confusableCosMin, confusableCosMax]) to one of that identity's modes, so some of their
-  // samples are closer to each other than to their own identity's other modes.
-  const modes: Float64Array[][] = [];
+  // The nuisance subspace (pose, illumination, age: directions along which every person varies) belongs to the
+  // "world", so it comes from `worldSeed` and is shared by the training and test splits. Identity centres live in
+  // its orthogonal complement; each mode is the centre tilted by a random nuisance direction.
+  const basis = nuisanceBasis(p.worldSeed, dim, p.nuisanceDim);
+  const nuisance = () => {
+    const u = new Float64Array(dim);
+    for (const b of basis) {
+      const g = rng.normal();
+      for (let j = 0; j < dim; j++) u[j]! += g * b[j]!;
+    }
+    return normalize(u);
+  };
+  const tilt = (centre: Float64Array, u: Float64Array) => {
+    const s = Math.sqrt(1 - p.modeCos * p.modeCos);
+    return normalize(centre.map((c, j) => p.modeCos * c + s * u[j]!));
+  };
+  // A look-alike's centre sits at cosine c ∈ [confusableCosMin, confusableCosMax] to an earlier identity's centre
+  // (the difference lies in identity space) and it shares that identity's nuisance offsets (same poses), so its
+  // samples can be closer to the other identity's than to its own samples in another pose.
+  const centres: Float64Array[] = [];
+  const offsets: Float64Array[][] = [];
   for (let i = 0; i < p.ids; i++) {
-    const m = 1 + rng.int(p.modesMax);
     if (i > 0 && rng.random() < p.confusable) {
-      const other = modes[rng.int(i)]!;
+      const other = rng.int(i);
       const cos = p.confusableCosMin + (p.confusableCosMax - p.confusableCosMin) * rng.random();
-      modes.push(Array.from({ length: m }, () => around(rng, other[rng.int(other.length)]!, cos)));
+      const dir = projectOut(unitVector(rng, dim), basis);
+      const c = centres[other]!;
+      const perp = normalize(dir.map((v, j) => v - dot(dir, c) * c[j]!));
+      centres.push(normalize(c.map((v, j) => cos * v + Math.sqrt(1 - cos * cos) * perp[j]!)));
+      offsets.push(offsets[other]!);
     } else {
-      const centre = unitVector(rng, dim);
-      modes.push(Array.from({ length: m }, () => around(rng, centre, p.modeCos)));
+      centres.push(projectOut(unitVector(rng, dim), basis));
+      offsets.push(Array.from({ length: 1 + rng.int(p.modesMax) }, nuisance));
     }
   }
+  const modes = centres.map((c, i) => offsets[i]!.map((u) => tilt(c, u)));
   const n = sizes.reduce((a, b) => a + b, 0);
   const features = new Float32Array(n * dim);
   const labels = new Int32Array(n);
@@ -261,14 +317,17 @@ const spec: CliSpec = {
     "quality-sigma": { type: "number", default: DEFAULT_SYNTH.qualitySigma, help: "per-sample spread of quality" },
     "quality-min": { type: "number", default: DEFAULT_SYNTH.qualityMin, help: "lowest sample quality" },
     mislabel: { type: "number", default: DEFAULT_SYNTH.mislabel, help: "share of mislabelled samples" },
+    "nuisance-dim": { type: "int", default: DEFAULT_SYNTH.nuisanceDim, help: "dimension of the shared pose subspace" },
   },
 };
 
 /** Parameters of one split from parsed options. */
-export function paramsFromArgs(args: CliArgs, ids: number, seed: number): SynthParams {
+export function paramsFromArgs(args: CliArgs, ids: number, seed: number, worldSeed: number): SynthParams {
   return {
     ids,
     seed,
+    worldSeed,
+    nuisanceDim: args.num("nuisance-dim"),
     dim: args.num("dim"),
     meanSize: args.num("mean-size"),
     sizeSigma: args.num("size-sigma"),
@@ -298,7 +357,7 @@ if (import.meta.main) {
     ];
     for (const [name, ids, splitSeed] of splits) {
       const timings = new Timings();
-      const params = paramsFromArgs(args, ids, splitSeed);
+      const params = paramsFromArgs(args, ids, splitSeed, seed);
       const set = timings.step("generate", () => generateSynth(params));
       timings.step("write", () => writeSynthSet(prefix, name, set, params, timings));
     }
