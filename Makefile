@@ -93,6 +93,7 @@ $(DATA)/knns/%/faiss_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)
 # $(1) = dataset name, $(2) = config name
 define proposal_rule
 $(PROPS)/$(1)/$(2).folders: configs/proposals/$(2).yaml $(DATA)/knns/$(1)/faiss_k_$(K).npz $(DATA)/features/$(1).bin
+	mkdir -p $$(@D)
 	$(call RUNSTAGE,proposals) --prefix $(DATA) --name $(1) --dim $(DIM) $(FEAT_OPTS) --config $$< > $$@.tmp
 	mv $$@.tmp $$@
 endef

@@ -11,7 +11,7 @@
  * `RUN/results.json`.
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../shared/artifact.ts";
 import { type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
@@ -28,6 +28,37 @@ export interface MethodEntry {
   params?: Record<string, unknown>;
 }
 
+interface Sidecar {
+  stage?: string;
+  params?: Record<string, unknown>;
+  timings_s?: { total?: number };
+}
+
+/**
+ * The sidecar describing a label file: its own `<file>.meta.json`, else the sidecar of the stage that wrote it into
+ * the same folder (detect and upper-bound put theirs on the scores / their named output).
+ */
+function readSidecarOf(path: string): Sidecar | undefined {
+  const tryRead = (p: string): Sidecar | undefined => {
+    try {
+      return JSON.parse(Deno.readTextFileSync(p));
+    } catch {
+      return undefined;
+    }
+  };
+  const own = tryRead(`${path}.meta.json`);
+  if (own) return own;
+  const dir = dirname(path);
+  let names: string[] = [];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".meta.json")).map((e) => e.name);
+  } catch { /* no folder */ }
+  const candidates = names.sort().map((n) => tryRead(join(dir, n))).filter((s): s is Sidecar =>
+    !!s && (s.stage === "detect" || s.stage === "upper-bound" || s.stage === "upper_bound" || s.stage === "deoverlap")
+  );
+  return candidates[0];
+}
+
 /**
  * Parse `Label=path/to/pred_labels.txt` specs, in table order. The wall time and parameters come from the label
  * file's sidecar (`<file>.meta.json`) when there is one.
@@ -38,14 +69,8 @@ export function parseMethodSpecs(specs: string[]): MethodEntry[] {
     const eq = spec.lastIndexOf("=");
     if (eq <= 0) throw new LtcError(`report: --method '${spec}' must look like LABEL=path/to/pred_labels.txt`);
     const method = spec.slice(0, eq), path = spec.slice(eq + 1);
-    let wall = NaN;
-    let params: Record<string, unknown> | undefined;
-    try {
-      const side = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
-      wall = Number(side.timings_s?.total ?? NaN);
-      params = side.params;
-    } catch { /* no sidecar: time unknown */ }
-    return { method, pred_labels: path, wall_s: wall, params };
+    const side = readSidecarOf(path);
+    return { method, pred_labels: path, wall_s: Number(side?.timings_s?.total ?? NaN), params: side?.params };
   });
 }
 
