@@ -186,6 +186,5 @@ export async function createSession(ort: OrtModule, model: OnnxModel): Promise<O
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     executionMode: "sequential",
-    enableCpuMemArena: Deno.env.get("LTC_ORT_ARENA") !== "0",
   });
 }
