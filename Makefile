@@ -104,7 +104,7 @@ $(eval $(call proposal_rule,$(TRAIN),$(TRAIN_PROPOSALS)))
 # ---------------------------------------------------------------- GCN-D training (skipped when CKPT is given)
 $(RESULTS)/gcn_d_model/cfg_train.yaml: $(GCN_TRAIN_CFG) $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders
 	mkdir -p $(@D)
-	{ cat $<
+	{ sed 's/feature_dim: [0-9]*/feature_dim: $(DIM)/' $<
 	  printf 'train_data:\n  wo_weight: false\n  feat_path: features/$(TRAIN).bin\n'
 	  printf '  label_path: labels/$(TRAIN).meta\n  proposal_folders:\n'
 	  sed 's|^$(DATA)/|    - |' $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders; } > $@.tmp
