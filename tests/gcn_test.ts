@@ -409,3 +409,41 @@ Deno.test({
     assert.ok(ck.momentum);
   },
 });
+
+Deno.test({
+  name: "gcn: WGSL inference without a resident table (larger than a storage binding) gives the same scores",
+  ignore: !HAS_WEBGPU,
+  async fn() {
+    const gpu = await getGpu();
+    if (!gpu) return;
+    // The same device, reporting a small binding limit, so the 200 × 24 table (19,200 bytes) does not fit.
+    const small = (limit: number) => {
+      const limits = { maxStorageBufferBindingSize: limit, maxBufferSize: gpu.device.limits.maxBufferSize };
+      const device = new Proxy(gpu.device, {
+        get(target, prop) {
+          if (prop === "limits") return limits;
+          const v = Reflect.get(target, prop, target);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      return { ...gpu, device };
+    };
+    const rng = new Rng(3);
+    const n = 200, dim = 16;
+    const w = initWeights({ featureDim: dim, hiddenDims: [24, 8] }, new Rng(1));
+    const features = randomFeatures(n, dim, rng);
+    const batch = packGraphs(randomGraphs([5, 9, 30, 2], n, rng));
+    const all = Int32Array.from({ length: n }, (_, i) => i);
+    const scores: Float32Array[] = [];
+    for (const limit of [1 << 20, 10000]) {
+      const eng = await GpuGcn.create(w, small(limit));
+      await eng.setFirstLayerRows(features, all);
+      scores.push(await eng.predict(batch));
+      eng.dispose();
+    }
+    const ref = await CpuGcn.create(w, { kernels: "ts" });
+    await ref.setFirstLayerRows(features, all);
+    assert.ok(relErr(scores[0]!, await ref.predict(batch)) < 1e-5);
+    assert.ok(relErr(scores[1]!, scores[0]!) < 1e-6);
+  },
+});
