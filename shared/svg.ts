@@ -59,8 +59,8 @@ function ticks(lo: number, hi: number, log: boolean): number[] {
 }
 
 function chart(series: Series[], opts: ChartOptions, mode: "line" | "scatter"): string {
-  const W = opts.width ?? 760, H = opts.height ?? 480;
-  const left = 70, right = 200, top = 40, bottom = 55;
+  const W = opts.width ?? 1000, H = opts.height ?? 500;
+  const left = 70, right = 330, top = 40, bottom = 55;
   const pw = W - left - right, ph = H - top - bottom;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => (!opts.logX || x > 0) && (!opts.logY || y > 0));
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
@@ -112,13 +112,14 @@ function chart(series: Series[], opts: ChartOptions, mode: "line" | "scatter"): 
       for (const [x, y] of pts) {
         out.push(`<circle cx="${fx(x).toFixed(1)}" cy="${fy(y).toFixed(1)}" r="5" fill="${color}" stroke="#222"/>`);
         out.push(
-          `<text x="${(fx(x) + 8).toFixed(1)}" y="${(fy(y) - 6).toFixed(1)}" font-size="10">${esc(s.name)}</text>`,
+          `<text x="${(fx(x) + 7).toFixed(1)}" y="${(fy(y) - 5).toFixed(1)}" font-size="11">${i + 1}</text>`,
         );
       }
     }
     const ly = top + 14 + i * 18;
     out.push(`<rect x="${left + pw + 12}" y="${ly - 8}" width="14" height="10" fill="${color}"/>`);
-    out.push(`<text x="${left + pw + 32}" y="${ly}">${esc(s.name)}</text>`);
+    const label = mode === "scatter" ? `${i + 1}  ${s.name}` : s.name;
+    out.push(`<text x="${left + pw + 32}" y="${ly}">${esc(label)}</text>`);
   });
   out.push("</svg>");
   return out.join("\n") + "\n";

@@ -120,6 +120,8 @@ export function sizeHistogram(labels: Int32Array): [number, number][] {
   return [...bins.entries()].sort((a, b) => a[0] - b[0]);
 }
 
+const lowerTenth = (vals: number[]) => Math.max(0, Math.floor(Math.min(...vals) * 10 - 0.5) / 10);
+
 /** Write report.md, the two SVG figures and results.json into the run folder; returns the table text. */
 export function writeReport(
   runDir: string,
@@ -154,8 +156,9 @@ export function writeReport(
       title: "Pairwise precision vs recall",
       xLabel: "recall",
       yLabel: "precision",
-      xRange: [0, 1],
-      yRange: [0, 1],
+      // zoom to the methods (from a tenth below the lowest), up to 1
+      xRange: [lowerTenth(rows.map((r) => r.metrics.pairwise.recall)), 1],
+      yRange: [lowerTenth(rows.map((r) => r.metrics.pairwise.precision)), 1],
     }),
   );
   const title = options.title ?? `Results: ${gtPath}`;
