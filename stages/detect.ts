@@ -180,6 +180,7 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
     params: { ...params, th_pos: options.thPos ?? -1, th_iou: options.thIou ?? 1 },
     inputs: [...inputs, scoresPath],
     backend: engine.backend,
+    timings,
   });
 
   let metrics: Partial<AllMetrics> | null = null;
