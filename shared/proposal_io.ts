@@ -89,9 +89,21 @@ export function readProposalEdges(path: string): ProposalEdges {
   return out;
 }
 
-/** Write one proposal (`<lb>_node.npz`, `<lb>_edge.npz`) into `folder`, atomically, in the original's dtypes. */
-export function writeProposal(folder: string, lb: number, nodes: ArrayLike<number>, edges: ProposalEdges): void {
-  const nodeArr: NdArray = { dtype: "i8", shape: [nodes.length], data: BigInt64Array.from(nodes as number[], BigInt) };
+/**
+ * Write one proposal (`<lb>_node.npz`, `<lb>_edge.npz`) into `folder`, atomically, in the original's dtypes.
+ * `level` is the zlib level (default 6, numpy's); the proposals stage uses 1: the same arrays, files ~40 % larger,
+ * written ~7× faster — at part1 scale the edge files hold ~1 GB of raw rows.
+ */
+export function writeProposal(
+  folder: string,
+  lb: number,
+  nodes: ArrayLike<number>,
+  edges: ProposalEdges,
+  options: { level?: number } = {},
+): void {
+  const ids = new BigInt64Array(nodes.length);
+  for (let i = 0; i < nodes.length; i++) ids[i] = BigInt(nodes[i]!);
+  const nodeArr: NdArray = { dtype: "i8", shape: [nodes.length], data: ids };
   const e = edges.e1.length;
   const flat = new Float64Array(e * 3);
   for (let i = 0; i < e; i++) {
@@ -100,6 +112,6 @@ export function writeProposal(folder: string, lb: number, nodes: ArrayLike<numbe
     flat[3 * i + 2] = edges.dist[i]!;
   }
   const edgeArr: NdArray = { dtype: "f8", shape: e ? [e, 3] : [0], data: flat };
-  writeNpz(join(folder, `${lb}_node.npz`), { data: nodeArr });
-  writeNpz(join(folder, `${lb}_edge.npz`), { data: edgeArr });
+  writeNpz(join(folder, `${lb}_node.npz`), { data: nodeArr }, { level: options.level });
+  writeNpz(join(folder, `${lb}_edge.npz`), { data: edgeArr }, { level: options.level });
 }

@@ -41,8 +41,7 @@ import {
 import { knnFileName, type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
 import { log, Progress } from "../shared/progress.ts";
-import type { ProposalEdges } from "../shared/proposal_io.ts";
-import { writeNpz } from "../shared/npy.ts";
+import { type ProposalEdges, writeProposal } from "../shared/proposal_io.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 import { buildKnn } from "./knn.ts";
 
@@ -259,27 +258,6 @@ export function proposalEdges(nodes: ArrayLike<number>, knn: KnnGraph, mark: Int
 }
 
 /**
- * One proposal's `<lb>_node.npz` (int64 node ids) and `<lb>_edge.npz` (float64 (E, 3) rows, or an empty (0,)
- * array), the layout of shared/proposal_io's `writeProposal`, deflated at zlib level 1: the same arrays as numpy's
- * default level 6, in files ~40 % larger, encoded ~7× faster — at part1 scale the edge files hold ~1 GB of raw rows.
- */
-function writeProposalFast(folder: string, lb: number, nodes: Int32Array, edges: ProposalEdges): void {
-  const e = edges.e1.length;
-  const flat = new Float64Array(e * 3);
-  for (let i = 0; i < e; i++) {
-    flat[3 * i] = edges.e1[i]!;
-    flat[3 * i + 1] = edges.e2[i]!;
-    flat[3 * i + 2] = edges.dist[i]!;
-  }
-  const ids = new BigInt64Array(nodes.length);
-  for (let i = 0; i < nodes.length; i++) ids[i] = BigInt(nodes[i]!);
-  writeNpz(join(folder, `${lb}_node.npz`), { data: { dtype: "i8", shape: [nodes.length], data: ids } }, { level: 1 });
-  writeNpz(join(folder, `${lb}_edge.npz`), { data: { dtype: "f8", shape: e ? [e, 3] : [0], data: flat } }, {
-    level: 1,
-  });
-}
-
-/**
  * Write clusters as `<folder>/<i>_node.npz` / `<i>_edge.npz`, i = 0, 1, … in the given order, after removing
  * whatever the folder held. Each cluster's members are given in the order the original builds its node list from;
  * they are written in the order of `list(set(members))` ({@linkcode pySetOrder}). Returns the number written.
@@ -301,7 +279,7 @@ export function writeProposalFolder(folder: string, clusters: ClusterMembers, kn
         throw new LtcError(`proposal ${c} holds node ${nodes[t]}, but the kNN graph has ${knn.n} rows`);
       }
     }
-    writeProposalFast(folder, c, nodes, proposalEdges(nodes, knn, pos));
+    writeProposal(folder, c, nodes, proposalEdges(nodes, knn, pos), { level: 1 });
     progress.tick();
   }
   progress.done();
