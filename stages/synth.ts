@@ -134,7 +134,7 @@ function projectOut(v: Float64Array, basis: Float64Array[]): Float64Array {
 
 /** An orthonormal basis of a random `k`-dimensional subspace (Gram–Schmidt), from its own seed. */
 function nuisanceBasis(seed: number, dim: number, k: number): Float64Array[] {
-  const rng = new Rng(seed ^ 0x5eed);
+  const rng = new Rng(seed, 0x5eed); // its own stream of the world seed
   const basis: Float64Array[] = [];
   for (let i = 0; i < Math.min(k, dim - 1); i++) basis.push(projectOut(unitVector(rng, dim), basis));
   return basis;
