@@ -50,8 +50,8 @@ export interface SynthParams {
   nuisanceDim: number;
   /** seed of the split (identities, samples) */
   seed: number;
-  /** seed of what both splits share (the nuisance subspace) */
-  worldSeed: number;
+  /** seed of what both splits share (the nuisance subspace); default: `seed` */
+  worldSeed?: number;
 }
 
 /** Defaults: tuned so that k=80 super-vertex proposals at th 0.7 behave like MS1M's (see README). */
@@ -155,7 +155,7 @@ export function generateSynth(p: SynthParams): SynthSet {
   // The nuisance subspace (pose, illumination, age: directions along which every person varies) belongs to the
   // "world", so it comes from `worldSeed` and is shared by the training and test splits. Identity centres live in
   // its orthogonal complement; each mode is the centre tilted by a random nuisance direction.
-  const basis = nuisanceBasis(p.worldSeed, dim, p.nuisanceDim);
+  const basis = nuisanceBasis(p.worldSeed ?? p.seed, dim, p.nuisanceDim);
   const nuisance = () => {
     const u = new Float64Array(dim);
     for (const b of basis) {
