@@ -19,7 +19,9 @@ INSTALLED := node_modules/.package-lock.json
 
 SCALE ?= default
 SEED ?= 42
-DATA ?= data/synth/$(SCALE)
+SYNTH_ROOT ?= data/synth
+RESULTS_ROOT ?= results
+DATA ?= $(SYNTH_ROOT)/$(SCALE)
 NAME ?= part1_test
 TRAIN ?= part0_train
 CKPT ?=
@@ -27,7 +29,7 @@ K ?= 80
 DIM ?= 256
 FEAT_OPTS ?=
 RUN ?= $(notdir $(DATA))_$(NAME)
-RESULTS := results/$(RUN)
+RESULTS := $(RESULTS_ROOT)/$(RUN)
 
 # proposal parameter sets (configs/proposals/*.yaml)
 TRAIN_PROPOSALS ?= train_ms1m_4_prpsls
@@ -82,8 +84,8 @@ clean:
 	rm -rf data/synth results
 
 # ---------------------------------------------------------------- data: the embedded synthetic benchmark
-data/synth/%/features/part0_train.bin data/synth/%/labels/part0_train.meta data/synth/%/features/part1_test.bin data/synth/%/labels/part1_test.meta: | $(INSTALLED)
-	$(call RUNSTAGE,synth) --prefix data/synth/$* --scale $* --seed $(SEED)
+$(SYNTH_ROOT)/%/features/part0_train.bin $(SYNTH_ROOT)/%/labels/part0_train.meta $(SYNTH_ROOT)/%/features/part1_test.bin $(SYNTH_ROOT)/%/labels/part1_test.meta: | $(INSTALLED)
+	$(call RUNSTAGE,synth) --prefix $(SYNTH_ROOT)/$* --scale $* --seed $(SEED)
 
 # ---------------------------------------------------------------- kNN graphs (exact, faiss-compatible files)
 $(DATA)/knns/%/faiss_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)
