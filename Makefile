@@ -14,7 +14,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DELETE_ON_ERROR:
 DENO := bin/deno
-RUNSTAGE = $(DENO) run -A stages/$(1).ts
+TIME ?=
+RUNSTAGE = $(TIME) $(DENO) run -A stages/$(1).ts
 INSTALLED := node_modules/.package-lock.json
 
 SCALE ?= default
