@@ -76,6 +76,9 @@ export function loadOrt(): Promise<OrtRuntime> {
             graphOptimizationLevel: "all",
             executionMode: "sequential",
             logSeverityLevel: 3,
+            ...(Deno.env.get("LTC_ORT_SPIN") === "0"
+              ? { extra: { session: { intra_op: { allow_spinning: "0" } } } }
+              : {}),
           },
         };
       } catch (err) {
