@@ -11,9 +11,9 @@
  * full sort with that order. Peak extra memory is one chunk, its packed copy and one query-block × chunk similarity
  * tile.
  *
- * Cost (measured with onnxruntime's profiler, 256 × 32768 × 256 block): the SGEMM ≈ 12 ms and TopK ≈ 6 ms — TopK's
- * scalar scan (~1.5 ns per element per thread) is the overhead; it does not shrink with smaller blocks (each TopK
- * call pays ~k·ln(n/k) heap insertions per row), so chunks are large.
+ * Cost (onnxruntime's profiler, 256 × 65536 blocks): TopK adds ~40% to the SGEMM when the similarity tile
+ * (query block × chunk × 4 bytes) outgrows the cache, ~20% when it stays near 16 MB — so query blocks are small (64
+ * rows) and chunks large (65536 rows: each TopK call also pays ~k·ln(n/k) heap insertions per row).
  *
  * Similarity pairs: one session computes `S = Q · Xᵀ` for a query block against a column block and returns the
  * positions and values of the entries ≥ minSim (GreaterOrEqual → NonZero → GatherND).
@@ -159,7 +159,7 @@ export interface OrtBlocking {
   chunkRows?: number;
 }
 
-const DEFAULT_QUERY_BLOCK = 256;
+const DEFAULT_QUERY_BLOCK = 64;
 const DEFAULT_CHUNK_ROWS = 65536;
 
 /** Split `n` rows into `parts` near-equal contiguous ranges. */
