@@ -7,10 +7,12 @@
  *
  *     deno run -A bench/knn.ts [--n 98279] [--dim 256] [--k 80] [--features FILE.bin] [--hnsw-n 20000]
  *                              [--gpu-n N] [--skip-faiss] [--skip-hnsw] [--skip-webgpu] [--skip-roof] [--write]
+ *                              [--memory]
  *
  * Data: the synthetic benchmark generator (stages/synth.ts: clustered unit vectors like MS1M face embeddings),
- * truncated to `--n` rows, or `--features`. `--n 584013 --skip-faiss --skip-hnsw --skip-webgpu --skip-roof --write`
- * is the memory run (part1 scale): it prints wall time and the process's peak RSS (VmHWM) including the npz write.
+ * truncated to `--n` rows, or `--features`. `--n 584013 --memory` is the memory run (part1 scale; = skip faiss,
+ * HNSW, WebGPU and the roofs, and write the npz): it prints wall time and the process's peak RSS (VmHWM), which
+ * here also counts the generator's own buffers — for the stage alone run `/usr/bin/time -v deno task knn …`.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -159,9 +161,13 @@ export async function run(args: string[]): Promise<void> {
       "skip-webgpu": { type: "boolean" },
       "skip-roof": { type: "boolean" },
       write: { type: "boolean" },
+      memory: { type: "boolean" },
     },
     strict: true,
   });
+  if (values.memory) {
+    for (const flag of ["skip-faiss", "skip-hnsw", "skip-webgpu", "skip-roof", "write"] as const) values[flag] = true;
+  }
   const dim = Number(values.dim ?? 256), k = Number(values.k ?? 80);
   const t0 = performance.now();
   const f = values.features
