@@ -208,6 +208,24 @@ Deno.test("RowTopK keeps the k best by (similarity desc, id asc) whatever the ar
     assert.deepEqual(Array.from(nbrs), want, `k ${k}`);
     assert.deepEqual(Array.from(dists), want.map((i) => Math.fround(1 - sims[i]!)));
   }
+  // finishInPlace (packed float64 keys; comparator for ids ≥ 2^21) agrees with finishInto, empties and ±0 included
+  for (const idBase of [0, 3_000_000]) {
+    const rows = 50, k = 12;
+    const a = new RowTopK(rows, k), b = new RowTopK(rows, k);
+    for (let r = 0; r < rows; r++) {
+      const cands = r % 7 === 0 ? 5 : 40; // some rows stay partly empty
+      for (let c = 0; c < cands; c++) {
+        const sim = c % 5 === 0 ? (c % 10 === 0 ? -0 : 0) : Math.fround(Math.round((rnd() - 0.5) * 8) / 4);
+        a.offer(r, sim, idBase + c * 3);
+        b.offer(r, sim, idBase + c * 3);
+      }
+    }
+    const want = { nbrs: new Int32Array(rows * k), dists: new Float32Array(rows * k) };
+    b.finishInto(want.nbrs, want.dists);
+    const got = a.finishInPlace();
+    assert.deepEqual(Array.from(got.dists), Array.from(want.dists), `dists, ids from ${idBase}`);
+    assert.deepEqual(Array.from(got.nbrs), Array.from(want.nbrs), `ids from ${idBase}`);
+  }
   // fewer candidates than k: padding −1 / distance 1
   const top = new RowTopK(1, 4);
   top.offer(0, 0.5, 7);

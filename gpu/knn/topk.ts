@@ -9,6 +9,38 @@
 /** Sentinel id of an empty heap slot: loses every tie against a real id. */
 const EMPTY_ID = 0x7fffffff;
 
+/** Ids below this pack with a float32's order key into one exactly representable float64 (32 + 21 bits). */
+const PACK_IDS = 2 ** 21;
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * Sort one row (sims/ids at base..base+k) by (sim desc, id asc) in place by packing each pair into a float64 key
+ * `(2³² − 1 − order(sim)) · 2²¹ + id`, where order() maps float32 bits to an unsigned integer that rises with the
+ * value, and sorting the keys natively. Returns false (row untouched) when an id does not fit in 21 bits.
+ */
+function sortRowByKeys(hs: Float32Array, hi: Int32Array, base: number, k: number, keys: Float64Array): boolean {
+  for (let t = 0; t < k; t++) {
+    let id = hi[base + t]!;
+    if (id === EMPTY_ID) id = 0; // empty slots hold −∞ and sort last whatever their id
+    else if (id >= PACK_IDS) return false;
+    f32[0] = hs[base + t]! === 0 ? 0 : hs[base + t]!; // −0 and +0 compare equal: one key
+    const bits = u32[0]!;
+    const ord = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+    keys[t] = (0xffffffff - ord) * PACK_IDS + id;
+  }
+  keys.sort();
+  for (let t = 0; t < k; t++) {
+    const key = keys[t]!;
+    const id = key % PACK_IDS;
+    const ord = 0xffffffff - (key - id) / PACK_IDS;
+    u32[0] = ord & 0x80000000 ? ord & 0x7fffffff : ~ord >>> 0;
+    hs[base + t] = f32[0]!;
+    hi[base + t] = f32[0] === -Infinity ? EMPTY_ID : id;
+  }
+  return true;
+}
+
 /**
  * The k best (similarity, id) pairs of each of `rows` query rows. Candidates are offered one by one or as a
  * contiguous block of similarities for consecutive ids; each row keeps a min-heap whose root is its worst kept pair.
@@ -112,29 +144,31 @@ export class RowTopK {
   finishInPlace(): { nbrs: Int32Array; dists: Float32Array } {
     const k = this.k;
     const hs = this.sims, hi = this.ids;
+    const keys = new Float64Array(k);
     const order = new Int32Array(k);
     const tmpS = new Float32Array(k), tmpI = new Int32Array(k);
     for (let row = 0; row < this.rows; row++) {
       const base = row * k;
-      for (let t = 0; t < k; t++) order[t] = t;
-      order.sort((a, b) => {
-        const sa = hs[base + a]!, sb = hs[base + b]!;
-        if (sa !== sb) return sa > sb ? -1 : 1;
-        return hi[base + a]! - hi[base + b]!;
-      });
-      for (let t = 0; t < k; t++) {
-        tmpS[t] = hs[base + order[t]!]!;
-        tmpI[t] = hi[base + order[t]!]!;
+      if (!sortRowByKeys(hs, hi, base, k, keys)) {
+        // ids too large to pack: sort with a comparator
+        for (let t = 0; t < k; t++) order[t] = t;
+        order.sort((a, b) => {
+          const sa = hs[base + a]!, sb = hs[base + b]!;
+          if (sa !== sb) return sa > sb ? -1 : 1;
+          return hi[base + a]! - hi[base + b]!;
+        });
+        for (let t = 0; t < k; t++) {
+          tmpS[t] = hs[base + order[t]!]!;
+          tmpI[t] = hi[base + order[t]!]!;
+        }
+        hs.set(tmpS, base);
+        hi.set(tmpI, base);
       }
       for (let t = 0; t < k; t++) {
-        const id = tmpI[t]!;
-        if (id === EMPTY_ID) {
+        if (hi[base + t] === EMPTY_ID) {
           hi[base + t] = -1;
           hs[base + t] = 1;
-        } else {
-          hi[base + t] = id;
-          hs[base + t] = Math.fround(1 - tmpS[t]!);
-        }
+        } else hs[base + t] = Math.fround(1 - hs[base + t]!);
       }
     }
     return { nbrs: hi, dists: hs };
