@@ -5,8 +5,10 @@
  */
 const BENCHES = ["evaluate", "knn", "proposals", "gcn"] as const;
 
-const names = Deno.args.filter((a) => !a.startsWith("-"));
-const rest = Deno.args.filter((a) => a.startsWith("-"));
+// Benchmark names come first; everything from the first option on is passed through (`knn --n 20000`).
+const firstOption = Deno.args.findIndex((a) => a.startsWith("-"));
+const names = firstOption < 0 ? Deno.args : Deno.args.slice(0, firstOption);
+const rest = firstOption < 0 ? [] : Deno.args.slice(firstOption);
 const chosen = names.length ? names : [...BENCHES];
 for (const name of chosen) {
   if (!(BENCHES as readonly string[]).includes(name)) {
