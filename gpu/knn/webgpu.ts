@@ -155,13 +155,7 @@ export async function knnWebGpu(
                 { binding: 4, resource: { buffer: params } },
               ],
             });
-            const enc = device.createCommandEncoder();
-            const pass = enc.beginComputePass();
-            pass.setPipeline(pipeline);
-            pass.setBindGroup(0, bind);
-            pass.dispatchWorkgroups(qTiles, splits);
-            pass.end();
-            device.queue.submit([enc.finish()]);
+            dispatch(device, pipeline, bind, qTiles, splits);
             // queue.writeBuffer of the next params is ordered after this submit, so dispatches can be queued
             // back to back; wait now and then only to bound the queue and report progress
             done += qRows * bRows;
@@ -249,13 +243,7 @@ export async function pairsWebGpu(
                   { binding: 6, resource: { buffer: params } },
                 ],
               });
-              const enc = device.createCommandEncoder();
-              const pass = enc.beginComputePass();
-              pass.setPipeline(pipeline);
-              pass.setBindGroup(0, bind);
-              pass.dispatchWorkgroups(qTiles, splits);
-              pass.end();
-              device.queue.submit([enc.finish()]);
+              dispatch(device, pipeline, bind, qTiles, splits);
               const got = new Uint32Array(await readBack(device, count, 4))[0]!;
               if (got > capacity) {
                 // too many pairs for the lists: grow them (within one binding) and run this range again
@@ -291,6 +279,17 @@ export async function pairsWebGpu(
 }
 
 /** Copy a GPU buffer to the host. */
+/** Encode and submit one compute dispatch of `pipeline` over an x × y grid. */
+function dispatch(device: GPUDevice, pipeline: GPUComputePipeline, bind: GPUBindGroup, x: number, y: number): void {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bind);
+  pass.dispatchWorkgroups(x, y);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+}
+
 async function readBack(device: GPUDevice, src: GPUBuffer, size: number): Promise<ArrayBuffer> {
   const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const enc = device.createCommandEncoder();
