@@ -52,7 +52,7 @@ CDP_OUT := $(RESULTS)/baselines/$(NAME)_cdp_faiss_k_$(K)_th_0.7_maxsz_600_step_0
 GCN2_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls/pred_labels.txt
 GCN4_OUT := $(RESULTS)/gcn_d_train_ms1m_4_prpsls/pred_labels.txt
 GCNI_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls_iter1/pred_labels.txt
-UB_OUT := $(RESULTS)/upper_bound/pred_labels.txt
+UB_OUT := $(RESULTS)/upper_bound/ub_th_iou_1_pos_-1_pred_labels.txt
 N_IDS = $$(sort -u $(LABELS) | wc -l)
 
 .PHONY: install test check bench pipeline real clean
@@ -125,7 +125,6 @@ $(RESULTS)/gcn_d_%/pred_labels.txt: $(PROPS)/$(NAME)/%.folders $(CKPT_FILE) $(FE
 $(UB_OUT): $(PROPS)/$(NAME)/train_ms1m_4_prpsls.folders $(LABELS)
 	$(call RUNSTAGE,upper_bound) --gt-labels $(LABELS) --output-folder $(@D) --output-name ub \
 	  $$(sed 's|/proposals/*$$|/pred_labels.txt|; s/^/--cluster-path /' $<)
-	cp $(@D)/ub_th_iou_1_pos_-1_pred_labels.txt $@.tmp && mv $@.tmp $@
 
 # ---------------------------------------------------------------- baselines (output folders named as the original)
 

@@ -11,7 +11,7 @@
  * `RUN/results.json`.
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { writeFileAtomic } from "../shared/artifact.ts";
 import { type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
@@ -29,34 +29,17 @@ export interface MethodEntry {
 }
 
 interface Sidecar {
-  stage?: string;
   params?: Record<string, unknown>;
   timings_s?: { total?: number };
 }
 
-/**
- * The sidecar describing a label file: its own `<file>.meta.json`, else the sidecar of the stage that wrote it into
- * the same folder (detect and upper-bound put theirs on the scores / their named output).
- */
+/** The sidecar `<file>.meta.json` written beside a label file by the stage that made it, if any. */
 function readSidecarOf(path: string): Sidecar | undefined {
-  const tryRead = (p: string): Sidecar | undefined => {
-    try {
-      return JSON.parse(Deno.readTextFileSync(p));
-    } catch {
-      return undefined;
-    }
-  };
-  const own = tryRead(`${path}.meta.json`);
-  if (own) return own;
-  const dir = dirname(path);
-  let names: string[] = [];
   try {
-    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".meta.json")).map((e) => e.name);
-  } catch { /* no folder */ }
-  const candidates = names.sort().map((n) => tryRead(join(dir, n))).filter((s): s is Sidecar =>
-    !!s && (s.stage === "detect" || s.stage === "upper-bound" || s.stage === "upper_bound" || s.stage === "deoverlap")
-  );
-  return candidates[0];
+    return JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
