@@ -1,12 +1,12 @@
 /**
  * numpy `.npy` and `.npz` files: read and write, stored (`np.savez`) and deflated (`np.savez_compressed`) archives,
  * dtypes f4 f8 i4 i8 u1 b1 (and the other plain integer types), C order, 0-d arrays, and object arrays through the
- * safe pickle reader. Every failure is an {@linkcode LtcError} naming the file.
+ * safe pickle reader and the protocol-3 pickle writer. Every failure is an {@linkcode LtcError} naming the file.
  * @module
  */
 import { LtcError, readFileChecked } from "./errors.ts";
 import { type DType, fromRawBytes, itemSize, type NdArray, type NumericData, parseDescr, sizeOf } from "./ndarray.ts";
-import { unpickle } from "./pickle.ts";
+import { pickleValue, unpickle } from "./pickle.ts";
 import { buildZip, concat, readZip } from "./zip.ts";
 import { writeFileAtomic } from "./artifact.ts";
 
@@ -117,14 +117,18 @@ const DESCR: Record<Exclude<DType, "O">, string> = {
   u8: "<u8",
 };
 
-/** Encode a numeric array as `.npy` bytes (format 1.0, header padded to 64 bytes like numpy). */
+/**
+ * Encode an array as `.npy` bytes (format 1.0, header padded to 64 bytes like numpy). An object array (`dtype: "O"`,
+ * e.g. the 0-d `meta` dict of a prediction file) is pickled the way numpy 1.x's `np.save` does it
+ * ({@linkcode pickleValue}); its items must be values that writer supports.
+ */
 export function encodeNpy(arr: NdArray): Uint8Array[] {
-  if (arr.dtype === "O") throw new Error("writing object arrays is not supported");
-  const data = arr.data as NumericData;
+  const data = arr.data as NumericData | unknown[];
   if (data.length !== sizeOf(arr.shape)) {
     throw new Error(`array of ${data.length} elements does not match shape ${shapeLiteral(arr.shape)}`);
   }
-  let header = `{'descr': '${DESCR[arr.dtype]}', 'fortran_order': False, 'shape': ${shapeLiteral(arr.shape)}, }`;
+  const descr = arr.dtype === "O" ? "|O" : DESCR[arr.dtype];
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeLiteral(arr.shape)}, }`;
   const total = 10 + header.length + 1;
   header += " ".repeat((64 - (total % 64)) % 64) + "\n";
   const head = new Uint8Array(10 + header.length);
@@ -133,6 +137,11 @@ export function encodeNpy(arr: NdArray): Uint8Array[] {
   head[7] = 0;
   new DataView(head.buffer).setUint16(8, header.length, true);
   head.set(new TextEncoder().encode(header), 10);
+  if (arr.dtype === "O") {
+    if (!Array.isArray(data)) throw new Error("an object array's data must be a plain array of values");
+    return [head, pickleValue(arr)];
+  }
+  if (Array.isArray(data)) throw new Error(`a ${arr.dtype} array's data must be a typed array`);
   return [head, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)];
 }
 

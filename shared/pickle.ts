@@ -5,6 +5,9 @@
  *
  * Python values map to: None → null, bool → boolean, int → number (bigint beyond 2^53), float → number,
  * str → string, bytes → Uint8Array, list → array, tuple → {@linkcode PyTuple}, dict → Map, ndarray → NdArray.
+ *
+ * {@linkcode pickleValue} is the matching writer for the few values this tool must hand to Python (the `meta` dict
+ * of prediction files): protocol 3, the bytes CPython and numpy 1.x write.
  * @module
  */
 import { LtcError } from "./errors.ts";
@@ -432,4 +435,186 @@ export function unpickle(bytes: Uint8Array, offset = 0, options: UnpickleOptions
         fail(`unsupported pickle opcode 0x${op.toString(16)} at byte ${p - 1}`);
     }
   }
+}
+
+/** A Python float whose value happens to be integral (a plain integral `number` is pickled as an int). */
+export class PyFloat {
+  constructor(readonly value: number) {}
+}
+
+/** What {@linkcode pickleValue} writes as a dict (keys in insertion order, as Python keeps them). */
+type PyDictLike = Map<string, unknown> | Record<string, unknown>;
+
+/**
+ * Write `value` as a protocol-3 pickle, byte for byte what CPython's pickler (and so numpy 1.x's `np.save`) emits
+ * for the same value built from fresh objects: BINPUT memo entries after every str, bytes, tuple, list, dict,
+ * global and reduced object, lists and dicts filled in batches of 1000 (APPEND / SETITEM for one item), ints as
+ * BININT1 / BININT2 / BININT / LONG1 / LONG4, floats as BINFLOAT, str as BINUNICODE (UTF-8).
+ *
+ * Scope: null → None, boolean → bool, safe-integer number or bigint → int, other number or {@linkcode PyFloat} → float,
+ * string → str, Uint8Array → bytes, array → list, {@linkcode PyTuple} → tuple, Map with string keys or a plain
+ * object → dict (insertion order), and an object-dtype {@linkcode NdArray} (`dtype: "O"`, any shape, C order) → a
+ * numpy ndarray rebuilt by `numpy.core.multiarray._reconstruct` (the form every numpy version can load). Nothing is
+ * shared through the memo (no BINGET), so a value reached twice is written twice; a cycle is an error.
+ */
+export function pickleValue(value: unknown): Uint8Array {
+  const out: number[] = [0x80, 3]; // PROTO 3
+  let memoSize = 0;
+  const open = new Set<unknown>();
+  const u32 = (v: number) => out.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
+  const raw = (b: Uint8Array | number[]) => {
+    for (const x of b) out.push(x);
+  };
+  const memoize = () => {
+    if (memoSize < 256) out.push(0x71, memoSize); // BINPUT
+    else out.push(0x72), u32(memoSize); // LONG_BINPUT
+    memoSize++;
+  };
+  const fail = (where: string, what: string): never => {
+    throw new LtcError(`cannot pickle ${what} at ${where || "the top level"}`);
+  };
+  const int = (v: bigint) => {
+    if (v >= 0n && v <= 0xffn) out.push(0x4b, Number(v)); // BININT1
+    else if (v >= 0n && v <= 0xffffn) out.push(0x4d, Number(v) & 0xff, Number(v) >> 8); // BININT2
+    else if (v >= -(2n ** 31n) && v < 2n ** 31n) out.push(0x4a), u32(Number(v)); // BININT
+    else {
+      // Little-endian two's complement in the fewest bytes (Python's encode_long).
+      const bytes: number[] = [];
+      let x = v;
+      for (;;) {
+        const b = Number(x & 0xffn);
+        bytes.push(b);
+        x >>= 8n;
+        if ((x === 0n && !(b & 0x80)) || (x === -1n && b & 0x80)) break;
+      }
+      if (bytes.length < 256) out.push(0x8a, bytes.length); // LONG1
+      else out.push(0x8b), u32(bytes.length); // LONG4
+      raw(bytes);
+    }
+  };
+  const float = (v: number) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, false);
+    out.push(0x47); // BINFLOAT
+    raw(b);
+  };
+  const str = (s: string, where: string) => {
+    if (!s.isWellFormed()) fail(where, "a string with a lone surrogate");
+    const b = new TextEncoder().encode(s);
+    out.push(0x58); // BINUNICODE
+    u32(b.length);
+    raw(b);
+    memoize();
+  };
+  const global = (module: string, name: string) => {
+    out.push(0x63); // GLOBAL
+    raw(new TextEncoder().encode(`${module}\n${name}\n`));
+    memoize();
+  };
+  // CPython's C pickler (what np.save runs): one item → APPEND / SETITEM; more → MARK … APPENDS / SETITEMS per
+  // batch of 1000. Its dict loop repeats while a batch came out full, so a dict of exactly 1000·k items ends with an
+  // empty MARK SETITEMS; its list loop does not.
+  const BATCH = 1000;
+  const list = (items: unknown[], where: string) => {
+    if (items.length === 1) return save(items[0], `${where}[0]`), out.push(0x61); // APPEND
+    for (let start = 0; start < items.length; start += BATCH) {
+      out.push(0x28); // MARK
+      items.slice(start, start + BATCH).forEach((item, j) => save(item, `${where}[${start + j}]`));
+      out.push(0x65); // APPENDS
+    }
+  };
+  const dict = (entries: [unknown, unknown][], where: string) => {
+    const item = ([k, v]: [unknown, unknown]) => {
+      if (typeof k !== "string") fail(where, `a dict key of type ${typeof k} (only str keys are supported)`);
+      str(k as string, where);
+      save(v, `${where}[${JSON.stringify(k)}]`);
+    };
+    if (entries.length === 1) return item(entries[0]!), out.push(0x73); // SETITEM
+    if (entries.length === 0) return;
+    let start = 0, batch: [unknown, unknown][];
+    do {
+      batch = entries.slice(start, start + BATCH);
+      start += BATCH;
+      out.push(0x28); // MARK
+      batch.forEach(item);
+      out.push(0x75); // SETITEMS
+    } while (batch.length === BATCH);
+  };
+  const enter = (v: object, where: string) => {
+    if (open.has(v)) fail(where, "a value that contains itself");
+    open.add(v);
+  };
+  const isObjectArray = (v: object): v is NdArray =>
+    (v as NdArray).dtype === "O" && Array.isArray((v as NdArray).shape) && Array.isArray((v as NdArray).data);
+
+  const save = (v: unknown, where: string): void => {
+    if (v === null) out.push(0x4e); // NONE
+    else if (typeof v === "boolean") out.push(v ? 0x88 : 0x89); // NEWTRUE / NEWFALSE
+    else if (typeof v === "bigint") int(v);
+    else if (typeof v === "number") Number.isSafeInteger(v) && !Object.is(v, -0) ? int(BigInt(v)) : float(v);
+    else if (v instanceof PyFloat) float(v.value);
+    else if (typeof v === "string") str(v, where);
+    else if (v instanceof Uint8Array) {
+      if (v.length < 256) out.push(0x43, v.length); // SHORT_BINBYTES
+      else out.push(0x42), u32(v.length); // BINBYTES
+      raw(v);
+      memoize();
+    } else if (v instanceof PyTuple) {
+      enter(v, where);
+      if (v.length === 0) out.push(0x29); // EMPTY_TUPLE
+      else {
+        if (v.length > 3) out.push(0x28); // MARK
+        v.forEach((item, i) => save(item, `${where}(${i})`));
+        out.push(v.length > 3 ? 0x74 : [0x85, 0x86, 0x87][v.length - 1]!); // TUPLE / TUPLE1..3
+        memoize();
+      }
+      open.delete(v);
+    } else if (Array.isArray(v)) {
+      enter(v, where);
+      out.push(0x5d); // EMPTY_LIST
+      memoize();
+      list(v, where);
+      open.delete(v);
+    } else if (typeof v === "object" && isObjectArray(v)) {
+      enter(v, where);
+      const items = v.data as unknown[];
+      const size = v.shape.reduce((a, b) => a * b, 1);
+      if (items.length !== size) fail(where, `an object array of ${items.length} items with shape (${v.shape})`);
+      // numpy's ndarray.__reduce__: _reconstruct(ndarray, (0,), b'b'), then BUILD with
+      // (version 1, shape, dtype, fortran_order, list of the items).
+      global("numpy.core.multiarray", "_reconstruct");
+      global("numpy", "ndarray");
+      save(PyTuple.of(0), where);
+      save(new Uint8Array([0x62]), where);
+      out.push(0x87); // TUPLE3
+      memoize();
+      out.push(0x52); // REDUCE
+      memoize();
+      out.push(0x28, 0x4b, 1); // MARK, version 1
+      save(PyTuple.from(v.shape), where);
+      // dtype('O8', False, True) with state (3, '|', None, None, None, -1, -1, 63), as numpy reduces it.
+      global("numpy", "dtype");
+      save(PyTuple.of<unknown>("O8", false, true), where);
+      out.push(0x52); // REDUCE
+      memoize();
+      save(PyTuple.of<unknown>(3, "|", null, null, null, -1, -1, 63), where);
+      out.push(0x62, 0x89); // BUILD, fortran_order False
+      save(items, where);
+      out.push(0x74); // TUPLE
+      memoize();
+      out.push(0x62); // BUILD
+      open.delete(v);
+    } else if (v instanceof Map || (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype)) {
+      const d = v as PyDictLike;
+      enter(d, where);
+      const entries = d instanceof Map ? [...d.entries()] : Object.entries(d);
+      out.push(0x7d); // EMPTY_DICT
+      memoize();
+      dict(entries, where);
+      open.delete(d);
+    } else fail(where, `a value of type ${v?.constructor?.name ?? typeof v}`);
+  };
+  save(value, "");
+  out.push(0x2e); // STOP
+  return new Uint8Array(out);
 }

@@ -352,6 +352,14 @@ Deno.test({
     assert.equal(r.scores.length, count);
     assert.deepEqual([...(readNpzArray(`${dir}/gcn_d_legacy.npz`).data as Float32Array)], [...r.scores]);
     const n = readLabels(`${REF}/labels/sref.meta`).length;
+    // The original's pickled meta, for its post_process/deoverlap.py.
+    const meta = readNpzArray(`${dir}/gcn_d_legacy.npz`, "meta");
+    assert.equal(meta.dtype, "O");
+    assert.deepEqual(meta.shape, []);
+    assert.deepEqual(
+      (meta.data as unknown[])[0],
+      new Map<string, unknown>([["tot_inst_num", n], ["proposal_folders", SREF_FOLDERS]]),
+    );
     assert.equal(readLabels(`${dir}/pred_labels.txt`).length, n);
     const side = JSON.parse(Deno.readTextFileSync(`${dir}/gcn_d_legacy.npz.meta.json`));
     assert.deepEqual(side.proposal_folders, SREF_FOLDERS);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  encodeNpy,
   encodeNpz,
   type NdArray,
   NpzFile,
@@ -13,8 +14,8 @@ import {
   writeNpy,
   writeNpz,
 } from "../shared/mod.ts";
-import { PyTuple } from "../shared/pickle.ts";
-import { concat } from "../shared/zip.ts";
+import { pickleValue, PyFloat, PyTuple } from "../shared/pickle.ts";
+import { concat, readZip } from "../shared/zip.ts";
 import { HAS_SHARED, REF, SHARED, tempDir, throwsWith } from "./_helpers.ts";
 
 const NPY = "fixtures/npy";
@@ -197,4 +198,107 @@ Deno.test({
     for (let r = 0; r < edge.shape[0]!; r++) assert.ok(e[3 * r]! < e[3 * r + 1]!, "idx1 < idx2");
     assert.ok(SHARED.length > 0);
   },
+});
+
+Deno.test("pickle writer: the meta member of a numpy-written prediction npz comes out byte for byte", () => {
+  // fixtures/npy/pred_scores.npz was written by np.savez_compressed(data=…, meta={…}) (protocol 3, numpy.core).
+  const member = readZip(Deno.readFileSync(`${NPY}/pred_scores.npz`), "pred_scores.npz").get("meta.npy")!;
+  const theirs = new Uint8Array(member.read());
+  const dict = new Map<string, unknown>([["tot_inst_num", 10], ["proposal_folders", ["a/proposals", "b/proposals"]]]);
+  const ours = concat(encodeNpy({ dtype: "O", shape: [], data: [dict] }));
+  assert.deepEqual(ours, theirs);
+  // A plain object is the same dict.
+  const plain = { tot_inst_num: 10, proposal_folders: ["a/proposals", "b/proposals"] };
+  assert.deepEqual(concat(encodeNpy({ dtype: "O", shape: [], data: [plain] })), theirs);
+});
+
+Deno.test("pickle writer: opcodes for ints, floats, tuples and dicts are CPython's protocol-3 bytes", () => {
+  const bytesOf = (v: unknown) => [...pickleValue(v)];
+  assert.deepEqual(bytesOf(256), [128, 3, 77, 0, 1, 46]);
+  assert.deepEqual(bytesOf(-1), [128, 3, 74, 255, 255, 255, 255, 46]);
+  assert.deepEqual(bytesOf(2 ** 31), [128, 3, 138, 5, 0, 0, 0, 128, 0, 46]);
+  assert.deepEqual(bytesOf(-(2 ** 31) - 1), [128, 3, 138, 5, 255, 255, 255, 127, 255, 46]);
+  assert.deepEqual(bytesOf(1.5), [128, 3, 71, 63, 248, 0, 0, 0, 0, 0, 0, 46]);
+  assert.deepEqual(bytesOf(new PyFloat(3)), [128, 3, 71, 64, 8, 0, 0, 0, 0, 0, 0, 46]);
+  assert.deepEqual(bytesOf(PyTuple.of<unknown>(1, "a")), [128, 3, 75, 1, 88, 1, 0, 0, 0, 97, 113, 0, 134, 113, 1, 46]);
+  assert.deepEqual(
+    bytesOf({ k: [true, null] }),
+    [128, 3, 125, 113, 0, 88, 1, 0, 0, 0, 107, 113, 1, 93, 113, 2, 40, 136, 78, 101, 115, 46],
+  );
+  // CPython's dict loop closes a full last batch of 1000 with an empty MARK SETITEMS.
+  const full = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, 0]));
+  assert.deepEqual(bytesOf(full).slice(-5), [0, 117, 40, 117, 46]);
+  assert.deepEqual(pickleValue([1, 2]), pickleValue([1, 2]));
+});
+
+Deno.test("pickle writer: everything it writes reads back through our reader", () => {
+  const value = new Map<string, unknown>([
+    ["ints", [0, 255, 65535, 65536, -7, 2 ** 31 - 1, -(2 ** 31), 2 ** 40, 2n ** 64n, -(2n ** 70n)]],
+    ["floats", [0.25, -1e300, Infinity, 2 ** 60]],
+    ["misc", [
+      null,
+      true,
+      false,
+      "",
+      "héllo ✓ 😀",
+      new Uint8Array([1, 2, 3]),
+      new PyTuple(),
+      PyTuple.of<unknown>(1, [2]),
+    ]],
+    ["long", Array.from({ length: 2345 }, (_, i) => `s${i}`)],
+    ["nested", { a: { b: PyTuple.of<unknown>(1, 2, 3, 4) } }],
+  ]);
+  const back = unpickle(pickleValue(value)).value as Map<string, unknown>;
+  assert.ok(back instanceof Map);
+  assert.deepEqual([...back.keys()], [...value.keys()]);
+  assert.deepEqual(back.get("ints"), [
+    0,
+    255,
+    65535,
+    65536,
+    -7,
+    2 ** 31 - 1,
+    -(2 ** 31),
+    2 ** 40,
+    2n ** 64n,
+    -(2n ** 70n),
+  ]);
+  assert.deepEqual(back.get("floats"), [0.25, -1e300, Infinity, 2 ** 60]);
+  const misc = back.get("misc") as unknown[];
+  assert.deepEqual(misc.slice(0, 5), [null, true, false, "", "héllo ✓ 😀"]);
+  assert.deepEqual(misc[5], new Uint8Array([1, 2, 3]));
+  assert.ok(misc[6] instanceof PyTuple && misc[6].length === 0);
+  assert.ok(misc[7] instanceof PyTuple);
+  assert.deepEqual([...misc[7]], [1, [2]]);
+  assert.deepEqual(back.get("long"), value.get("long"));
+  const nested = back.get("nested") as Map<string, Map<string, unknown>>;
+  assert.deepEqual([...(nested.get("a")!.get("b") as PyTuple)], [1, 2, 3, 4]);
+
+  // Object arrays of any shape, inside an npz beside a numeric member.
+  const dir = tempDir();
+  const meta = new Map<string, unknown>([["tot_inst_num", 4287], ["proposal_folders", ["x/proposals"]]]);
+  writeNpz(`${dir}/s.npz`, {
+    data: { dtype: "f4", shape: [2], data: new Float32Array([0.5, 0.25]) },
+    meta: { dtype: "O", shape: [], data: [meta] },
+    grid: { dtype: "O", shape: [2, 2], data: ["a", 1, null, [1, 2]] },
+  });
+  const z = new NpzFile(`${dir}/s.npz`);
+  assert.deepEqual(z.keys(), ["data", "meta", "grid"]);
+  assert.deepEqual([...(z.get("data").data as Float32Array)], [0.5, 0.25]);
+  const m = z.get("meta");
+  assert.equal(m.dtype, "O");
+  assert.deepEqual(m.shape, []);
+  assert.deepEqual((m.data as unknown[])[0], meta);
+  assert.deepEqual(z.get("grid"), { dtype: "O", shape: [2, 2], data: ["a", 1, null, [1, 2]] });
+});
+
+Deno.test("pickle writer: unsupported values, cycles and non-str keys are refused with where they are", () => {
+  const cyclic: unknown[] = [];
+  cyclic.push(cyclic);
+  throwsWith(() => pickleValue({ a: [cyclic] }), "contains itself", '["a"][0]');
+  throwsWith(() => pickleValue(new Map<unknown, unknown>([[1, 2]])), "dict key of type number");
+  throwsWith(() => pickleValue({ when: new Date(0) }), "cannot pickle a value of type Date", '["when"]');
+  throwsWith(() => pickleValue(["\ud800"]), "lone surrogate", "[0]");
+  throwsWith(() => encodeNpy({ dtype: "O", shape: [3], data: [1] }), "does not match shape");
+  throwsWith(() => encodeNpy({ dtype: "O", shape: [1], data: new Float32Array(1) }), "plain array");
 });
