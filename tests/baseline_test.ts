@@ -21,6 +21,7 @@ import {
   miniBatchKmeans,
   Mt19937,
 } from "../stages/baseline.ts";
+import { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "../gpu/knn/gemm_ort.ts";
 import { expected, HAS_SHARED, REF, runStage, tempDir } from "./_helpers.ts";
 
 type Expected = { pairwise: number[]; bcubed: number[]; nmi: number; clusters: number };
@@ -145,16 +146,104 @@ Deno.test("Chinese Whispers on a tiny graph: nodes join the heaviest neighbourin
 Deno.test({
   name: "MiniBatchKMeans: deterministic for a seed, recovers ref_synth identities",
   ignore: !HAS_SHARED,
-  fn() {
+  async fn() {
     const features = readFeatures(`${REF}/features/sref.bin`);
     const { gt } = ref();
-    const a = miniBatchKmeans(features, { nClusters: 60, batchSize: 100, seed: 0 });
-    assert.deepEqual(a, miniBatchKmeans(features, { nClusters: 60, batchSize: 100, seed: 0 }));
+    const a = await miniBatchKmeans(features, { nClusters: 60, batchSize: 100, seed: 0 });
+    assert.deepEqual(a, await miniBatchKmeans(features, { nClusters: 60, batchSize: 100, seed: 0 }));
     assert.ok(new Set(a).size <= 60);
     const m = evaluateAll(gt, a);
     assert.ok(m.nmi > 0.9, `NMI ${m.nmi}`);
-    assert.throws(() => miniBatchKmeans(features, { nClusters: 5000, batchSize: 100 }), /n_clusters must be/);
+    await assert.rejects(() => miniBatchKmeans(features, { nClusters: 5000, batchSize: 100 }), /n_clusters must be/);
   },
+});
+
+Deno.test({
+  name: "MiniBatchKMeans: the onnxruntime engine gives the scalar engine's labels (ref_synth, k = 300)",
+  ignore: !HAS_SHARED,
+  async fn() {
+    const features = readFeatures(`${REF}/features/sref.bin`);
+    const opts = { nClusters: 300, batchSize: 100, seed: 3, maxIter: 5 };
+    const js = await miniBatchKmeans(features, { ...opts, engine: "js" });
+    const ort = await miniBatchKmeans(features, { ...opts, engine: "ort" });
+    assert.deepEqual(ort, js);
+  },
+});
+
+Deno.test("MiniBatchKMeans: engines agree on clustered data with duplicate rows and unnormalised scales", async () => {
+  // Duplicated rows give exact distance ties (k-means++ can pick the same point twice, then the first centre
+  // must win); mixed row scales and an odd dim exercise the error bounds and the SGEMM's remainder loop.
+  const n = 1500, dim = 19, rng = Mt19937.numpy(7);
+  const data = new Float32Array(n * dim);
+  const centres = Array.from({ length: 12 }, () => Array.from({ length: dim }, () => rng.randomSample() * 2 - 1));
+  for (let i = 0; i < n; i++) {
+    if (i % 5 === 4) {
+      data.copyWithin(i * dim, (i - 3) * dim, (i - 2) * dim);
+      continue;
+    }
+    const c = centres[rng.randint(0, centres.length)]!, scale = 0.5 + 3 * rng.randomSample();
+    for (let t = 0; t < dim; t++) data[i * dim + t] = scale * (c[t]! + 0.15 * (rng.randomSample() - 0.5));
+  }
+  const features = { data, n, dim };
+  for (const opts of [{ nClusters: 40, batchSize: 50 }, { nClusters: 200, batchSize: 30, maxIter: 3 }]) {
+    const js = await miniBatchKmeans(features, { ...opts, engine: "js" });
+    const ort = await miniBatchKmeans(features, { ...opts, engine: "ort" });
+    assert.deepEqual(ort, js, JSON.stringify(opts));
+    assert.deepEqual(await miniBatchKmeans(features, opts), js);
+  }
+  // more centres than distinct points: once every point is a centre the potential is 0, k-means++ keeps drawing
+  // the sample's first row, and the rows equal to it are exactly as far from several centres
+  const distinct = 20, copies = 9, few = new Float32Array(distinct * copies * dim);
+  for (let i = 0; i < distinct * copies; i++) {
+    const src = Math.floor((i % distinct) * 5 / 4); // rows i % 5 == 4 are copies, skip them
+    few.set(data.subarray(src * dim, src * dim + dim), i * dim);
+  }
+  const fewFeatures = { data: few, n: distinct * copies, dim }, opts = { nClusters: 25, batchSize: 20 };
+  const js = await miniBatchKmeans(fewFeatures, { ...opts, engine: "js" });
+  assert.deepEqual(await miniBatchKmeans(fewFeatures, { ...opts, engine: "ort" }), js);
+  assert.ok(new Set(js).size <= distinct);
+});
+
+Deno.test("MiniBatchKMeans onnxruntime products: within gemmErrorBound, row-minimum candidates in row order", async () => {
+  const dim = 37, m = 50, n = 70, rng = Mt19937.numpy(11);
+  const a = Float32Array.from({ length: m * dim }, () => 4 * rng.randomSample() - 2);
+  const b = Float32Array.from({ length: n * dim }, () => 2 * rng.randomSample() - 1);
+  const bias = Float32Array.from({ length: n }, () => 10 * rng.randomSample());
+  const norm = (v: Float32Array, i: number) => Math.hypot(...v.subarray(i * dim, i * dim + dim));
+  const gemm = await ScaledGemmOrt.create(dim, { alpha: -2 });
+  const near = await RowMinCandidatesOrt.create(dim, { alpha: -2 });
+  try {
+    const s = await gemm.run(a, b, bias);
+    assert.equal(s.length, m * n);
+    let worst = 0;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let dot = 0;
+        for (let t = 0; t < dim; t++) dot += a[i * dim + t]! * b[j * dim + t]!;
+        const err = Math.abs(s[i * n + j]! - (bias[j]! - 2 * dot));
+        const bound = gemmErrorBound(dim, bias[j]!, 2 * norm(a, i) * norm(b, j));
+        assert.ok(err <= bound, `entry ${i},${j}: error ${err} above its bound ${bound}`);
+        worst = Math.max(worst, err / bound);
+      }
+    }
+    assert.ok(worst > 1e-4, "the products should carry some float32 rounding"); // i.e. S is really float32
+    const margin = Float32Array.from({ length: m }, (_, i) => (i % 3 === 0 ? 0 : 1.5));
+    const got = await near.run(a, { b, bias, margin });
+    const rows: number[] = [], cols: number[] = [];
+    for (let i = 0; i < m; i++) {
+      const row = s.subarray(i * n, i * n + n);
+      const limit = Math.fround(Math.min(...row) + margin[i]!);
+      row.forEach((v, j) => {
+        if (v <= limit) rows.push(i), cols.push(j);
+      });
+    }
+    assert.ok(cols.length > m + 10, "some rows should have several candidates");
+    assert.deepEqual([...got.rows], rows);
+    assert.deepEqual([...got.cols], cols);
+  } finally {
+    await gemm.release();
+    await near.release();
+  }
 });
 
 Deno.test("output folder names follow tools/baseline_cluster.py", () => {
