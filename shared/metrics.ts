@@ -206,3 +206,24 @@ export function formatMetrics(m: Partial<AllMetrics>): string {
   if (m.nmi !== undefined) lines.push(`nmi           ${f(m.nmi)}`);
   return lines.join("\n");
 }
+
+/** Pearson correlation of two equally long series (0 when either is constant). */
+export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  if (n !== b.length) throw new LtcError(`pearson: lengths differ (${n} vs ${b.length})`);
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i]!;
+    mb += b[i]!;
+  }
+  ma /= n;
+  mb /= n;
+  let cov = 0, va = 0, vb = 0;
+  for (let i = 0; i < n; i++) {
+    const da = a[i]! - ma, db = b[i]! - mb;
+    cov += da * db;
+    va += da * da;
+    vb += db * db;
+  }
+  return va > 0 && vb > 0 ? cov / Math.sqrt(va * vb) : 0;
+}

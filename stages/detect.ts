@@ -23,7 +23,7 @@ import { deoverlap } from "../shared/deoverlap.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
 import { readFeatures } from "../shared/features.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
-import { type AllMetrics, evaluateAll, formatMetrics } from "../shared/metrics.ts";
+import { type AllMetrics, evaluateAll, formatMetrics, pearson } from "../shared/metrics.ts";
 import { writeNpz } from "../shared/npy.ts";
 import { log } from "../shared/progress.ts";
 import { listProposalFiles } from "../shared/proposal_io.ts";
@@ -152,14 +152,17 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
     data: { dtype: "f4", shape: [scores.length], data: scores },
     meta: { dtype: "O", shape: [], data: [meta] },
   });
-  let scoreMse: number | null = null;
+  // With labels: how well the scores predict the training target (IoU or IoP) — the MSE the network minimises, and
+  // the Pearson correlation, which says whether the network ranks unseen identities' proposals at all.
+  let scoreMse: number | null = null, scoreCorr: number | null = null;
   if (gt) {
     const truth = groundTruth(gt);
-    let s = 0;
-    nodes.forEach((list, i) =>
-      s += (scores[i]! - Math.fround(proposalTarget(list, truth, options.detLabel ?? "iou"))) ** 2
+    const targets = nodes.map((list) => Math.fround(proposalTarget(list, truth, options.detLabel ?? "iou")));
+    scoreMse = targets.length ? targets.reduce((a, t, i) => a + (scores[i]! - t) ** 2, 0) / targets.length : 0;
+    scoreCorr = pearson(scores, targets);
+    log(
+      `detect: ${options.detLabel ?? "iou"} prediction MSE ${scoreMse.toFixed(4)}, correlation ${scoreCorr.toFixed(3)}`,
     );
-    scoreMse = nodes.length ? s / nodes.length : 0;
   }
   writeSidecar(scoresPath, {
     stage: "detect",
@@ -173,6 +176,7 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
       proposal_count: files.length,
       checkpoint: ckpt ? { source: ckpt.source, epoch: ckpt.epoch } : "random",
       ...(scoreMse !== null ? { [`mse_vs_${options.detLabel ?? "iou"}`]: scoreMse } : {}),
+      ...(scoreCorr !== null ? { [`corr_vs_${options.detLabel ?? "iou"}`]: scoreCorr } : {}),
     },
   });
 

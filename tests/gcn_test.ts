@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { NpzFile, readNpzArray } from "../shared/npy.ts";
 import { readLabels } from "../shared/meta.ts";
-import { listProposalFiles } from "../shared/proposal_io.ts";
+import { listProposalFiles, readProposalNodes } from "../shared/proposal_io.ts";
 import { readStateDict } from "../shared/torch.ts";
 import {
   buildProposalGraph,
@@ -364,6 +364,27 @@ Deno.test({
     const side = JSON.parse(Deno.readTextFileSync(`${dir}/gcn_d_legacy.npz.meta.json`));
     assert.deepEqual(side.proposal_folders, SREF_FOLDERS);
     assert.equal(side.tot_inst_num, n);
+    // The sidecar's IoU correlation, recomputed here from the scores and each proposal's IoU with its majority class.
+    const gtLabels = readLabels(`${REF}/labels/sref.meta`);
+    const classSize = new Map<number, number>();
+    for (const l of gtLabels) classSize.set(l, (classSize.get(l) ?? 0) + 1);
+    const ious = listProposalFiles(SREF_FOLDERS).map((f) => {
+      const count = new Map<number, number>();
+      let best = -1, bestCount = 0;
+      for (const v of readProposalNodes(f.node)) {
+        const c = (count.get(gtLabels[v]!) ?? 0) + 1;
+        count.set(gtLabels[v]!, c);
+        if (c > bestCount) [best, bestCount] = [gtLabels[v]!, c];
+      }
+      const size = [...count.values()].reduce((a, b) => a + b, 0);
+      return Math.fround(bestCount / (size + classSize.get(best)! - bestCount));
+    });
+    const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / x.length;
+    const s = [...r.scores], ms = mean(s), mi = mean(ious);
+    const cov = mean(s.map((v, i) => (v - ms) * (ious[i]! - mi)));
+    const sd = (x: number[], m: number) => Math.sqrt(mean(x.map((v) => (v - m) ** 2)));
+    assert.ok(Math.abs(side.corr_vs_iou - cov / (sd(s, ms) * sd(ious, mi))) < 1e-9, `${side.corr_vs_iou}`);
+    assert.ok(Math.abs(side.mse_vs_iou - mean(s.map((v, i) => (v - ious[i]!) ** 2))) < 1e-9);
     const metrics = JSON.parse(Deno.readTextFileSync(`${dir}/metrics.json`));
     assert.deepEqual(Object.keys(metrics).sort(), ["bcubed", "nmi", "pairwise"]);
     // Every node covered by a proposal belongs to a cluster of ≥ 2 after de-overlap or was taken earlier; nodes in

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bcubed, evaluateAll, nmi, pairwise } from "../shared/metrics.ts";
+import { bcubed, evaluateAll, nmi, pairwise, pearson } from "../shared/metrics.ts";
 import { readLabels, readLabelsPadded } from "../shared/meta.ts";
 import { expected, HAS_SHARED, REF, runStage, tempDir, throwsWith } from "./_helpers.ts";
 
@@ -102,4 +102,14 @@ Deno.test("metrics: millions of labels without N×C matrices (smoke for the hash
   close(m.pairwise.precision, 1, 1e-12, "precision");
   close(m.pairwise.recall, (2 * 100 * 100 * 5000 - n) / (200 * 200 * 5000 - n), 1e-12, "recall");
   close(m.bcubed.recall, 0.5, 1e-12, "bcubed recall");
+});
+
+Deno.test("pearson: ±1 for affine series, 0 for a constant one, the textbook value otherwise", () => {
+  const a = [1, 2, 3, 4, 5];
+  assert.ok(Math.abs(pearson(a, a.map((v) => 3 * v - 7)) - 1) < 1e-12);
+  assert.ok(Math.abs(pearson(a, a.map((v) => -0.5 * v)) + 1) < 1e-12);
+  assert.equal(pearson(a, [2, 2, 2, 2, 2]), 0);
+  // x = 1..5, y = 2, 4, 5, 4, 5: cov 1.2, var x 2, var y 1.2 (population) → 1.2 / √2.4
+  assert.ok(Math.abs(pearson(a, [2, 4, 5, 4, 5]) - 1.2 / Math.sqrt(2.4)) < 1e-12);
+  assert.throws(() => pearson(a, [1, 2]), /lengths differ/);
 });
