@@ -49,6 +49,7 @@ import { type AllMetrics, countClusters, evaluateAll, formatMetrics } from "../s
 import { log, Progress } from "../shared/progress.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 import { exactKnn, pairsWithinDistance } from "../gpu/knn/mod.ts";
+import { dotAt } from "../gpu/knn/cpu_js.ts";
 import { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "../gpu/knn/gemm_ort.ts";
 import { FeatureCache, KNN_METHODS, type KnnMethod, loadOrBuildKnn, pyFloatStr } from "./proposals.ts";
 
@@ -597,18 +598,8 @@ class CentreDistances {
 
   /** Squared distance of the row at offset `o` (with ‖x‖² = `xn`) to centre `c`. */
   dist(o: number, xn: number, c: number): number {
-    const x = this.#x, centers = this.#centers, dim = this.#dim;
-    const co = c * dim;
-    let dot0 = 0, dot1 = 0, dot2 = 0, dot3 = 0;
-    let t = 0;
-    for (; t + 3 < dim; t += 4) {
-      dot0 += x[o + t]! * centers[co + t]!;
-      dot1 += x[o + t + 1]! * centers[co + t + 1]!;
-      dot2 += x[o + t + 2]! * centers[co + t + 2]!;
-      dot3 += x[o + t + 3]! * centers[co + t + 3]!;
-    }
-    for (; t < dim; t++) dot0 += x[o + t]! * centers[co + t]!;
-    return Math.max(0, xn - 2 * ((dot0 + dot1) + (dot2 + dot3)) + this.cnorm[c]!);
+    const dim = this.#dim;
+    return Math.max(0, xn - 2 * dotAt(this.#x, o, this.#centers, c * dim, dim) + this.cnorm[c]!);
   }
 }
 

@@ -12,6 +12,24 @@ import { PairBuilder } from "./pairs.ts";
 const QUERY_BLOCK = 32;
 const BASE_BLOCK = 512;
 
+/**
+ * The float64 dot product of `a[ao .. ao + dim)` and `b[bo .. bo + dim)`, summed in four interleaved partial sums
+ * combined as `(s0 + s1) + (s2 + s3)` (the tail goes into s0). Every scalar path that must agree bit for bit with
+ * another (kNN reference, k-means decisions) uses this one order.
+ */
+export function dotAt(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let t = 0;
+  for (; t + 3 < dim; t += 4) {
+    s0 += a[ao + t]! * b[bo + t]!;
+    s1 += a[ao + t + 1]! * b[bo + t + 1]!;
+    s2 += a[ao + t + 2]! * b[bo + t + 2]!;
+    s3 += a[ao + t + 3]! * b[bo + t + 3]!;
+  }
+  for (; t < dim; t++) s0 += a[ao + t]! * b[bo + t]!;
+  return (s0 + s1) + (s2 + s3);
+}
+
 /** Similarities of query rows [q0, q1) × base rows [c0, c1) into `out` (row-major, width c1 − c0). */
 export function simBlock(
   queries: Features,
@@ -27,17 +45,7 @@ export function simBlock(
     const qo = q * d;
     const oo = (q - q0) * w;
     for (let c = c0; c < c1; c++) {
-      const co = c * d;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      let t = 0;
-      for (; t + 3 < d; t += 4) {
-        s0 += qd[qo + t]! * bd[co + t]!;
-        s1 += qd[qo + t + 1]! * bd[co + t + 1]!;
-        s2 += qd[qo + t + 2]! * bd[co + t + 2]!;
-        s3 += qd[qo + t + 3]! * bd[co + t + 3]!;
-      }
-      for (; t < d; t++) s0 += qd[qo + t]! * bd[co + t]!;
-      out[oo + c - c0] = (s0 + s1) + (s2 + s3);
+      out[oo + c - c0] = dotAt(qd, qo, bd, c * d, d);
     }
   }
 }

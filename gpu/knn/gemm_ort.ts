@@ -88,17 +88,23 @@ class GemmSession {
   }
 }
 
-/** One onnxruntime session computing `S = bias + alpha · A · Bᵀ` for A (m × dim), B (n × dim), bias (n). */
-export class ScaledGemmOrt {
-  readonly #session: GemmSession;
+/** What both public graphs share: one {@linkcode GemmSession}, the build that runs it, and releasing it. */
+abstract class GemmGraph {
   /** which onnxruntime build runs it */
   readonly label: string;
 
-  private constructor(session: GemmSession) {
-    this.#session = session;
+  protected constructor(protected readonly session: GemmSession) {
     this.label = session.label;
   }
 
+  /** Free the native session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** One onnxruntime session computing `S = bias + alpha · A · Bᵀ` for A (m × dim), B (n × dim), bias (n). */
+export class ScaledGemmOrt extends GemmGraph {
   /** Build the session (loads onnxruntime once per process). */
   static async create(dim: number, options: { alpha: number }): Promise<ScaledGemmOrt> {
     const model = encodeModel({
@@ -115,12 +121,7 @@ export class ScaledGemmOrt {
 
   /** `S` (a.length / dim rows × bias.length columns, row-major) for row-major `a` and `b`. */
   async run(a: Float32Array, b: Float32Array, bias: Float32Array): Promise<Float32Array> {
-    return (await this.#session.run({ a, b, bias })).S!.data as Float32Array;
-  }
-
-  /** Free the native session. */
-  async release(): Promise<void> {
-    await this.#session.release();
+    return (await this.session.run({ a, b, bias })).S!.data as Float32Array;
   }
 }
 
@@ -130,16 +131,7 @@ export class ScaledGemmOrt {
  * values (`min + margin` rounded to float32), so callers widen the margin by that rounding. A row whose minimum is
  * NaN yields no positions.
  */
-export class RowMinCandidatesOrt {
-  readonly #session: GemmSession;
-  /** which onnxruntime build runs it */
-  readonly label: string;
-
-  private constructor(session: GemmSession) {
-    this.#session = session;
-    this.label = session.label;
-  }
-
+export class RowMinCandidatesOrt extends GemmGraph {
   /** Build the session (loads onnxruntime once per process). */
   static async create(dim: number, options: { alpha: number }): Promise<RowMinCandidatesOrt> {
     const model = encodeModel({
@@ -167,13 +159,8 @@ export class RowMinCandidatesOrt {
     a: Float32Array,
     operands: { b: Float32Array; bias: Float32Array; margin: Float32Array },
   ): Promise<{ rows: Int32Array; cols: Int32Array }> {
-    const p = (await this.#session.run({ a, ...operands })).P!.data as Int32Array;
+    const p = (await this.session.run({ a, ...operands })).P!.data as Int32Array;
     const count = p.length / 2;
     return { rows: p.subarray(0, count), cols: p.subarray(count) };
-  }
-
-  /** Free the native session. */
-  async release(): Promise<void> {
-    await this.#session.release();
   }
 }
