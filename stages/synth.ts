@@ -46,6 +46,12 @@ export interface SynthParams {
   qualitySigma: number;
   qualityMin: number;
   mislabel: number;
+  /** share of unrecognisable samples (blur, occlusion, non-faces) */
+  uiShare: number;
+  /** mean cosine of an unrecognisable sample to its mode */
+  uiQuality: number;
+  /** cosine of an unrecognisable sample's residual to the world's shared "unrecognisable" direction */
+  uiCos: number;
   /** dimension of the nuisance subspace shared by all identities */
   nuisanceDim: number;
   /** seed of the split (identities, samples) */
@@ -58,18 +64,21 @@ export interface SynthParams {
 export const DEFAULT_SYNTH: Omit<SynthParams, "ids" | "seed" | "worldSeed"> = {
   dim: 256,
   meanSize: 68,
-  sizeSigma: 0.8,
+  sizeSigma: 0.5,
   minSize: 4,
-  maxSize: 800,
-  confusable: 0.3,
+  maxSize: 600,
+  confusable: 0.5,
   confusableCosMin: 0.4,
   confusableCosMax: 0.8,
   modesMax: 4,
   modeCos: 0.84,
-  quality: 0.86,
-  qualitySigma: 0.07,
+  quality: 0.9,
+  qualitySigma: 0.05,
   qualityMin: 0.4,
   mislabel: 0.01,
+  uiShare: 0,
+  uiQuality: 0.5,
+  uiCos: 0.8,
   nuisanceDim: 24,
 };
 
@@ -188,6 +197,9 @@ export function generateSynth(p: SynthParams): SynthSet {
     }
   }
   const modes = centres.map((c, i) => offsets[i]!.map((u) => tilt(c, u)));
+  // Unrecognisable faces of every identity drift towards one shared direction of the world (the embedding network
+  // maps blur, occlusion and non-faces to similar points), so they link across identities.
+  const uiDirection = projectOut(unitVector(new Rng(p.worldSeed ?? p.seed, 0x0b1a), dim), basis);
   const n = sizes.reduce((a, b) => a + b, 0);
   const features = new Float32Array(n * dim);
   const labels = new Int32Array(n);
@@ -208,7 +220,13 @@ export function generateSynth(p: SynthParams): SynthSet {
         while (mi < idModes.length - 1 && r >= w[mi]!) r -= w[mi++]!;
       } else mi = rng.int(srcModes.length);
       const q = Math.min(0.99, Math.max(p.qualityMin, p.quality + p.qualitySigma * rng.normal()));
-      const x = around(rng, srcModes[mi]!, q);
+      let x: Float64Array;
+      if (p.uiShare > 0 && rng.random() < p.uiShare) {
+        const qu = Math.min(0.99, Math.max(0.05, p.uiQuality + p.qualitySigma * rng.normal()));
+        const residual = around(rng, uiDirection, p.uiCos);
+        const m = srcModes[mi]!;
+        x = normalize(m.map((v, j) => qu * v + Math.sqrt(1 - qu * qu) * residual[j]!));
+      } else x = around(rng, srcModes[mi]!, q);
       const dst = order[row++]!;
       labels[dst] = id;
       features.set(x, dst * dim);
@@ -317,6 +335,9 @@ const spec: CliSpec = {
     "quality-sigma": { type: "number", default: DEFAULT_SYNTH.qualitySigma, help: "per-sample spread of quality" },
     "quality-min": { type: "number", default: DEFAULT_SYNTH.qualityMin, help: "lowest sample quality" },
     mislabel: { type: "number", default: DEFAULT_SYNTH.mislabel, help: "share of mislabelled samples" },
+    "ui-share": { type: "number", default: DEFAULT_SYNTH.uiShare, help: "share of unrecognisable samples" },
+    "ui-quality": { type: "number", default: DEFAULT_SYNTH.uiQuality, help: "their mean cosine to their mode" },
+    "ui-cos": { type: "number", default: DEFAULT_SYNTH.uiCos, help: "their residual's cosine to the shared direction" },
     "nuisance-dim": { type: "int", default: DEFAULT_SYNTH.nuisanceDim, help: "dimension of the shared pose subspace" },
   },
 };
@@ -342,6 +363,9 @@ export function paramsFromArgs(args: CliArgs, ids: number, seed: number, worldSe
     qualitySigma: args.num("quality-sigma"),
     qualityMin: args.num("quality-min"),
     mislabel: args.num("mislabel"),
+    uiShare: args.num("ui-share"),
+    uiQuality: args.num("ui-quality"),
+    uiCos: args.num("ui-cos"),
   };
 }
 
