@@ -41,3 +41,29 @@ Deno.test("synth: long-tailed identity sizes around the mean, unit rows, same-id
   assert.ok(st.same_identity_cos_median! > 0.5 && st.same_identity_cos_median! < 0.8, JSON.stringify(st));
   assert.ok(Math.abs(st.random_pair_cos_median!) < 0.05, JSON.stringify(st));
 });
+
+Deno.test("synth: unrecognisable faces drift to one shared direction, linking identities; off by default", () => {
+  assert.equal(DEFAULT_SYNTH.uiShare, 0);
+  const base = { ...DEFAULT_SYNTH, ids: 150, seed: 5, worldSeed: 42 };
+  const plain = generateSynth(base);
+  const withUi = generateSynth({ ...base, uiShare: 0.3, uiQuality: 0.4, uiCos: 0.95 });
+  // the identities and their sizes come from the same stream: same labels, only the faces differ
+  assert.deepEqual(withUi.labels, plain.labels);
+  // share of cross-identity pairs above 0.6: ~0 without drift; with 30 % drifting faces ≈ 0.3² of pairs link
+  const linked = (set: typeof plain) => {
+    let hits = 0, pairs = 0;
+    for (let a = 0; a < set.n; a += 7) {
+      for (let b = a + 3; b < set.n; b += 11) {
+        if (set.labels[a] === set.labels[b]) continue;
+        let s = 0;
+        for (let j = 0; j < set.dim; j++) s += set.features[a * set.dim + j]! * set.features[b * set.dim + j]!;
+        pairs++;
+        if (s > 0.6) hits++;
+      }
+    }
+    return hits / pairs;
+  };
+  const before = linked(plain), after = linked(withUi);
+  assert.ok(before < 0.005, `without drift ${before}`);
+  assert.ok(after > 0.06 && after < 0.12, `with drift ${after}`);
+});
