@@ -78,7 +78,7 @@ export const DEFAULT_SYNTH: Omit<SynthParams, "ids" | "seed" | "worldSeed"> = {
   mislabel: 0.01,
   uiShare: 0,
   uiQuality: 0.5,
-  uiCos: 0.8,
+  uiCos: 0.95,
   nuisanceDim: 24,
 };
 
