@@ -23,7 +23,12 @@ export interface KnnGraph {
 
 /** Read a kNN `.npz` in either layout; errors name the file. */
 export function readKnn(path: string): KnnGraph {
-  const arr = new NpzFile(path).get("data");
+  const npz = new NpzFile(path);
+  // The dense float64 layout is inflated and converted piece by piece: holding it inflated (N × 2k × 8 bytes, 750 MB
+  // at MS1M part1 size) next to the archive and the result would double a stage's peak memory.
+  const streamed = readDenseStreamed(npz, path);
+  if (streamed) return streamed;
+  const arr = npz.get("data");
   if (arr.dtype === "O") return fromRagged(arr, path);
   if (arr.shape.length !== 3 || arr.shape[1] !== 2) {
     throw new LtcError(`${path}: kNN array has shape (${arr.shape.join(", ")}), expected (N, 2, k)`);
@@ -45,6 +50,53 @@ export function readKnn(path: string): KnnGraph {
     }
   }
   return { n, k, nbrs, dists };
+}
+
+/** The dense little-endian float64 `(N, 2, k)` layout, streamed; undefined for any other layout. */
+function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
+  let n = 0, k = 0, v = 0; // v: index of the next float64 value
+  let row = 0, col = 0; // where value v goes: row, and column in the row's 2k values
+  let nbrs = new Int32Array(0), dists = new Float32Array(0);
+  let buf = new Uint8Array(1 << 16); // 8-byte aligned staging for unaligned pieces
+  let carry = 0; // bytes of an incomplete value at the start of `buf`
+  const ok = npz.stream("data", {
+    header(h) {
+      if (h.dtype !== "f8" || !h.littleEndian || h.shape.length !== 3 || h.shape[1] !== 2) return false;
+      [n, , k] = h.shape as [number, number, number];
+      if (n === 0 || k === 0) return false; // let the full reader name the problem
+      nbrs = new Int32Array(n * k);
+      dists = new Float32Array(n * k);
+      return true;
+    },
+    data(bytes) {
+      if (carry + bytes.length > buf.length) {
+        const grown = new Uint8Array(Math.max(carry + bytes.length, 2 * buf.length));
+        grown.set(buf.subarray(0, carry));
+        buf = grown;
+      }
+      buf.set(bytes, carry);
+      const total = carry + bytes.length;
+      const count = Math.floor(total / 8);
+      const values = new Float64Array(buf.buffer, 0, Math.min(count, 2 * n * k - v));
+      const row2 = 2 * k;
+      let i = row, j = col;
+      for (let t = 0; t < values.length; t++) {
+        if (j < k) {
+          const id = values[t]!;
+          if (!Number.isInteger(id) || id < -1 || id >= n) {
+            throw new LtcError(`${path}: row ${i} has neighbour id ${id}, outside 0..${n - 1}`);
+          }
+          nbrs[i * k + j] = id;
+        } else dists[i * k + j - k] = values[t]!;
+        if (++j === row2) j = 0, i++;
+      }
+      v += values.length;
+      row = i, col = j;
+      carry = total - count * 8;
+      buf.copyWithin(0, count * 8, total);
+    },
+  });
+  return ok ? { n, k, nbrs, dists } : undefined;
 }
 
 function fromRagged(arr: NdArray, path: string): KnnGraph {

@@ -7,15 +7,58 @@
 import { LtcError, readFileChecked } from "./errors.ts";
 import { type DType, fromRawBytes, itemSize, type NdArray, type NumericData, parseDescr, sizeOf } from "./ndarray.ts";
 import { pickleValue, unpickle } from "./pickle.ts";
-import { buildZip, concat, readZip } from "./zip.ts";
+import { buildZip, concat, readZip, type ZipEntry } from "./zip.ts";
 import { writeFileAtomic } from "./artifact.ts";
 
 export type { DType, NdArray } from "./ndarray.ts";
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
+/** What a `.npy` header says. */
+export interface NpyHeader {
+  dtype: DType;
+  shape: number[];
+  littleEndian: boolean;
+  /** offset of the data after the header */
+  dataStart: number;
+}
+
+/**
+ * The byte length of a `.npy` payload's header (magic, version, length field and header text), or −1 when `bytes`
+ * (its first bytes) are too few to tell.
+ */
+function npyHeaderEnd(bytes: Uint8Array, path: string): number {
+  if (bytes.length < 10) return -1;
+  if (MAGIC.some((b, i) => bytes[i] !== b)) {
+    throw new LtcError(`${path}: not a valid .npy array (missing \\x93NUMPY magic)`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const major = bytes[6]!;
+  if (major === 1) return 10 + view.getUint16(8, true);
+  if (bytes.length < 12) return -1;
+  return 12 + view.getUint32(8, true);
+}
+
 /** Parse one `.npy` payload. `path` names the file (or `archive.npz:member`) in errors. */
 export function parseNpy(bytes: Uint8Array, path: string): NdArray {
+  const bad = (what: string): never => {
+    throw new LtcError(`${path}: not a valid .npy array (${what})`);
+  };
+  const { dtype, shape, littleEndian, dataStart } = parseNpyHeader(bytes, path);
+  const body = bytes.subarray(dataStart);
+  if (dtype === "O") {
+    const { value } = unpickle(body, 0, { path });
+    const arr = value as NdArray;
+    if (!arr || !Array.isArray(arr.shape)) return bad("object array pickle does not hold an ndarray");
+    return arr;
+  }
+  const need = sizeOf(shape) * itemSize(dtype);
+  if (body.length < need) bad(`data truncated: ${body.length} bytes, shape needs ${need}`);
+  return fromRawBytes(body, dtype, shape, { littleEndian, fortranOrder: false });
+}
+
+/** Parse the header of a `.npy` payload (`bytes` may hold the whole payload or just its header). */
+export function parseNpyHeader(bytes: Uint8Array, path: string): NpyHeader {
   const bad = (what: string): never => {
     throw new LtcError(`${path}: not a valid .npy array (${what})`);
   };
@@ -49,16 +92,7 @@ export function parseNpy(bytes: Uint8Array, path: string): NdArray {
   } catch {
     throw new LtcError(`${path}: unsupported dtype '${descr}' (supported: f4 f8 i4 i8 u1 b1 and plain ints)`);
   }
-  const body = bytes.subarray(start + headerLen);
-  if (dtype === "O") {
-    const { value } = unpickle(body, 0, { path });
-    const arr = value as NdArray;
-    if (!arr || !Array.isArray(arr.shape)) return bad("object array pickle does not hold an ndarray");
-    return arr;
-  }
-  const need = sizeOf(shape) * itemSize(dtype);
-  if (body.length < need) bad(`data truncated: ${body.length} bytes, shape needs ${need}`);
-  return fromRawBytes(body, dtype, shape, { littleEndian, fortranOrder: false });
+  return { dtype, shape, littleEndian, dataStart: start + headerLen };
 }
 
 /** Read a `.npy` file. */
@@ -68,13 +102,13 @@ export function readNpy(path: string): NdArray {
 
 /** The members of a `.npz` file, keyed without the `.npy` suffix, parsed lazily. */
 export class NpzFile {
-  readonly #entries: Map<string, () => Uint8Array>;
+  readonly #entries: Map<string, ZipEntry>;
   /** @param path file to open; the archive's directory is read at once, members on demand */
   constructor(readonly path: string) {
     const bytes = readFileChecked(path);
     const zip = readZip(bytes, path);
     this.#entries = new Map();
-    for (const [name, e] of zip) this.#entries.set(name.replace(/\.npy$/, ""), () => e.read());
+    for (const [name, e] of zip) this.#entries.set(name.replace(/\.npy$/, ""), e);
   }
   /** The member names (keys), in archive order. */
   keys(): string[] {
@@ -86,9 +120,51 @@ export class NpzFile {
   }
   /** Parse member `key`; a missing key is an error naming the file and the keys it does have. */
   get(key: string): NdArray {
-    const read = this.#entries.get(key);
-    if (!read) throw new LtcError(`${this.path}: no array '${key}' (has: ${this.keys().join(", ") || "none"})`);
-    return parseNpy(read(), `${this.path}:${key}`);
+    return parseNpy(this.#entry(key).read(), `${this.path}:${key}`);
+  }
+  /**
+   * Stream member `key` without holding it inflated: `header` sees its header first and returns whether to go on
+   * (false: nothing more is read, and `stream` returns false); then `data` receives the raw array bytes in order,
+   * in pieces of any length. Size, truncation and CRC are checked as in {@linkcode get}.
+   */
+  stream(key: string, sink: { header(h: NpyHeader): boolean; data(bytes: Uint8Array): void }): boolean {
+    const where = `${this.path}:${key}`;
+    let head: Uint8Array | null = new Uint8Array(0);
+    let header: NpyHeader | undefined;
+    let received = 0, declined = false;
+    const stop = new LtcError(`${where}: declined`); // thrown to end the stream early, caught below
+    try {
+      this.#entry(key).readChunks((chunk) => {
+        if (head !== null) {
+          head = concat([head, chunk]);
+          const end = npyHeaderEnd(head, where);
+          if (end < 0 || head.length < end) return;
+          header = parseNpyHeader(head, where);
+          if (header.dtype === "O" || !sink.header(header)) {
+            declined = true;
+            throw stop;
+          }
+          chunk = head.subarray(header.dataStart);
+          head = null;
+        }
+        received += chunk.length;
+        if (chunk.length > 0) sink.data(chunk);
+      });
+    } catch (err) {
+      if (err !== stop) throw err;
+    }
+    if (declined) return false;
+    if (!header || header.dtype === "O") throw new LtcError(`${where}: not a valid .npy array (truncated header)`);
+    const need = sizeOf(header.shape) * itemSize(header.dtype);
+    if (received < need) {
+      throw new LtcError(`${where}: not a valid .npy array (data truncated: ${received} bytes, shape needs ${need})`);
+    }
+    return true;
+  }
+  #entry(key: string): ZipEntry {
+    const e = this.#entries.get(key);
+    if (!e) throw new LtcError(`${this.path}: no array '${key}' (has: ${this.keys().join(", ") || "none"})`);
+    return e;
   }
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import zlib from "node:zlib";
+import { Inflate } from "fflate";
 import { LtcError } from "./errors.ts";
 
 /** One member of an archive, decompressed on demand. */
@@ -17,7 +18,15 @@ export interface ZipEntry {
   size: number;
   /** decompress (or slice) the member and check its CRC */
   read(): Uint8Array;
+  /**
+   * Decompress the member piece by piece, handing each piece to `sink` in order, then check its size and CRC —
+   * for members too large to hold inflated next to the archive. A `sink` may throw to stop early.
+   */
+  readChunks(sink: (chunk: Uint8Array) => void): void;
 }
+
+/** Compressed bytes fed to the streaming inflater at a time. */
+const STREAM_STEP = 1 << 18;
 
 const SIG_EOCD = 0x06054b50;
 const SIG_EOCD64 = 0x06064b50;
@@ -106,6 +115,38 @@ export function readZip(bytes: Uint8Array, path: string): Map<string, ZipEntry> 
         if (out.length !== usize) throw bad(`member ${name} has ${out.length} bytes, header says ${usize}`);
         if ((zlib.crc32(out) >>> 0) !== crc) throw bad(`member ${name} fails its CRC check`);
         return out;
+      },
+      readChunks(sink) {
+        const raw = bytes.subarray(dataStart, dataStart + csize);
+        let got = 0, sum = 0;
+        const take = (chunk: Uint8Array) => {
+          got += chunk.length;
+          sum = zlib.crc32(chunk, sum);
+          sink(chunk);
+        };
+        if (method === 0) {
+          for (let p = 0; p < raw.length; p += STREAM_STEP) take(raw.subarray(p, p + STREAM_STEP));
+        } else {
+          let ended = false;
+          const inflater = new Inflate((chunk, final) => {
+            if (chunk.length > 0) take(chunk);
+            if (final) ended = true;
+          });
+          try {
+            let p = 0;
+            do {
+              const end = Math.min(raw.length, p + STREAM_STEP);
+              inflater.push(raw.subarray(p, end), end >= raw.length);
+              p = end;
+            } while (p < raw.length);
+          } catch (err) {
+            if (err instanceof LtcError) throw err; // the sink's own verdict
+            throw bad(`member ${name} does not inflate: ${(err as Error).message}`);
+          }
+          if (!ended) throw bad(`member ${name} does not inflate: unexpected end of data`);
+        }
+        if (got !== usize) throw bad(`member ${name} has ${got} bytes, header says ${usize}`);
+        if ((sum >>> 0) !== crc) throw bad(`member ${name} fails its CRC check`);
       },
     });
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   encodeNpy,
   encodeNpz,
+  knnToArray,
   type NdArray,
   NpzFile,
   parseNpy,
@@ -15,7 +16,7 @@ import {
   writeNpz,
 } from "../shared/mod.ts";
 import { pickleValue, PyFloat, PyTuple } from "../shared/pickle.ts";
-import { concat, readZip } from "../shared/zip.ts";
+import { buildZip, concat, readZip } from "../shared/zip.ts";
 import { HAS_SHARED, REF, SHARED, tempDir, throwsWith } from "./_helpers.ts";
 
 const NPY = "fixtures/npy";
@@ -301,4 +302,58 @@ Deno.test("pickle writer: unsupported values, cycles and non-str keys are refuse
   throwsWith(() => pickleValue(["\ud800"]), "lone surrogate", "[0]");
   throwsWith(() => encodeNpy({ dtype: "O", shape: [3], data: [1] }), "does not match shape");
   throwsWith(() => encodeNpy({ dtype: "O", shape: [1], data: new Float32Array(1) }), "plain array");
+});
+
+Deno.test("zip: a member read piece by piece equals the whole read, stored or deflated; corruption is named", () => {
+  const data = new Float64Array(300_000).map((_, i) => Math.sin(i) * 1e3);
+  const arr: NdArray = { dtype: "f8", shape: [data.length], data };
+  for (const compress of [true, false]) {
+    const bytes = concat(encodeNpz({ data: arr }, { compress }));
+    const entry = readZip(bytes, "m.npz").get("data.npy")!;
+    const pieces: Uint8Array[] = [];
+    entry.readChunks((c) => pieces.push(c.slice()));
+    assert.ok(pieces.length > 1, `${pieces.length} pieces`);
+    const whole = entry.read(), joined = concat(pieces);
+    assert.equal(joined.length, whole.length);
+    assert.ok(joined.every((b, i) => b === whole[i]), "same bytes");
+  }
+  const bytes = concat(encodeNpz({ data: arr }, { compress: true }));
+  bytes[200] = bytes[200]! ^ 0xff; // inside the deflate stream
+  const entry = readZip(bytes, "bad.npz").get("data.npy")!;
+  throwsWith(() => entry.readChunks(() => {}), "bad.npz", "data.npy");
+});
+
+Deno.test("kNN file: the dense layout streams (inflated piece by piece) to the same graph as the whole-array reader", () => {
+  const n = 6_000, k = 24;
+  const nbrs = new Int32Array(n * k), dists = new Float32Array(n * k);
+  for (let i = 0; i < n * k; i++) {
+    nbrs[i] = (i * 7919 + (i % k)) % n;
+    dists[i] = Math.fround(((i * 2654435761) % 1000) / 1000);
+  }
+  nbrs[5] = -1;
+  const dir = tempDir();
+  for (const compress of [true, false]) {
+    const file = `${dir}/g_${compress}.npz`;
+    writeNpz(file, { data: knnToArray({ n, k, nbrs, dists }) }, { compress });
+    const g = readKnn(file);
+    assert.deepEqual(g.nbrs, nbrs);
+    assert.deepEqual(g.dists, dists);
+    // the whole-array path of the same file agrees
+    const whole = toNumbers(new NpzFile(file).get("data"));
+    for (let i = 0; i < n; i += 611) {
+      for (let j = 0; j < k; j++) {
+        assert.equal(g.nbrs[i * k + j], whole[i * 2 * k + j]);
+        assert.equal(g.dists[i * k + j], Math.fround(whole[i * 2 * k + k + j]!));
+      }
+    }
+  }
+  // a bad neighbour id deep in the stream is reported with its row; a truncated member names the shortfall
+  const bad = knnToArray({ n, k, nbrs, dists });
+  (bad.data as Float64Array)[(4_321 * 2 * k) + 3] = n + 5;
+  writeNpz(`${dir}/bad.npz`, { data: bad });
+  throwsWith(() => readKnn(`${dir}/bad.npz`), "bad.npz", "row 4321", String(n + 5));
+  const npy = concat(encodeNpy({ dtype: "f8", shape: [900, 2, 1], data: new Float64Array(1800) }));
+  const cut = npy.subarray(0, npy.length - 80); // ten values short
+  Deno.writeFileSync(`${dir}/short.npz`, concat(buildZip([{ name: "data.npy", chunks: [cut] }], { compress: true })));
+  throwsWith(() => readKnn(`${dir}/short.npz`), "short.npz", "data truncated", "14320 bytes", "14400");
 });
