@@ -212,14 +212,26 @@ export function knnToCsr(
 ): { indptr: Int32Array; indices: Int32Array; data: Float64Array } {
   const { n, k, nbrs, dists } = knn;
   const indptr = new Int32Array(n + 1);
-  const indices = new Int32Array(n * k);
-  const data = new Float64Array(n * k);
   const slot = new Int32Array(n).fill(-1);
+  // First pass: count each row's distinct kept columns, so the arrays are allocated at their final size (N × k
+  // float64 scratch would be 375 MB at MS1M part1 size).
   let m = 0;
-  const cols: number[] = [];
   for (let i = 0; i < n; i++) {
     const start = m;
-    cols.length = 0;
+    for (let t = 0; t < k; t++) {
+      const j = nbrs[i * k + t]!;
+      if (j < 0 || j === i) continue;
+      const w = options.useSim ? 1 - dists[i * k + t]! : dists[i * k + t]!;
+      if (!(w >= options.th) || slot[j]! >= start) continue;
+      slot[j] = m++;
+    }
+  }
+  const indices = new Int32Array(m);
+  const data = new Float64Array(m);
+  slot.fill(-1);
+  m = 0;
+  for (let i = 0; i < n; i++) {
+    const start = m;
     for (let t = 0; t < k; t++) {
       const j = nbrs[i * k + t]!;
       if (j < 0 || j === i) continue;
@@ -247,7 +259,7 @@ export function knnToCsr(
     }
     indptr[i + 1] = m;
   }
-  return { indptr, indices: indices.slice(0, m), data: data.slice(0, m) };
+  return { indptr, indices, data };
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   fastHac,
   knnAro,
   knnDbscan,
+  knnToCsr,
   miniBatchKmeans,
   Mt19937,
 } from "../stages/baseline.ts";
@@ -279,4 +280,23 @@ Deno.test({
     assert.match(bad.stderr, /--method must be one of/);
     Deno.removeSync(out, { recursive: true });
   },
+});
+
+Deno.test("knnToCsr: scipy's matrix — self and padding dropped, threshold kept inclusive, duplicates summed, sorted", () => {
+  // 3 nodes, k 4; row 0 lists neighbour 2 twice (summed), row 1 has padding and an entry below the threshold, row 2
+  // lists node 0 twice with only the first at or above it (not summed)
+  const knn: KnnGraph = {
+    n: 3,
+    k: 4,
+    nbrs: Int32Array.from([0, 2, 1, 2, 1, 0, -1, 2, 2, 1, 0, 0]),
+    dists: Float32Array.from([0, 0.25, 0.5, 0.375, 0, 0.125, 1, 0.75, 0, 0.5, 0.5, 0.625]),
+  };
+  const sim = knnToCsr(knn, { th: 0.5, useSim: true });
+  assert.deepEqual([...sim.indptr], [0, 2, 3, 5]);
+  assert.deepEqual([...sim.indices], [1, 2, 0, 0, 1]);
+  assert.deepEqual([...sim.data], [0.5, 0.75 + 0.625, 0.875, 0.5, 0.5]);
+  const dist = knnToCsr(knn, { th: 0.5, useSim: false }); // distances ≥ 0.5; row 2 lists node 0 twice, both kept
+  assert.deepEqual([...dist.indptr], [0, 1, 2, 4]);
+  assert.deepEqual([...dist.indices], [1, 2, 0, 1]);
+  assert.deepEqual([...dist.data], [0.5, 0.75, 1.125, 0.5]);
 });
