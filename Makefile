@@ -1,7 +1,7 @@
 # ltc-deno — the whole job as file targets.
 #
 #   make pipeline                      embedded synthetic benchmark (SCALE=default), results/default_part1_test/
-#   make pipeline SCALE=mid            1,000 identities per split (~70K samples each), about 6 minutes
+#   make pipeline SCALE=mid            1,000 identities per split (~70K samples each), about 4 minutes
 #   make pipeline SCALE=part1          full-size synthetic benchmark (584K test / 576K train)
 #   make pipeline DATA=dir NAME=part1_test [TRAIN=part0_train] [CKPT=model.pth] [DIM=256] [FEAT_OPTS=--center]
 #   make real                          the CelebA face-api embeddings of ../shared/data/real (identity split)

@@ -41,21 +41,25 @@ export function readKnn(path: string): KnnGraph {
   for (let i = 0; i < n; i++) {
     const base = i * 2 * k;
     for (let j = 0; j < k; j++) {
-      const id = values[base + j]!;
-      if (!Number.isInteger(id) || id < -1 || id >= n) {
-        throw new LtcError(`${path}: row ${i} has neighbour id ${id}, outside 0..${n - 1}`);
-      }
-      nbrs[i * k + j] = id;
+      nbrs[i * k + j] = neighbourId(values[base + j]!, i, n, path);
       dists[i * k + j] = values[base + k + j]!;
     }
   }
   return { n, k, nbrs, dists };
 }
 
+/** A neighbour id read from a file, checked: an integer in −1 (padding) .. n − 1. */
+function neighbourId(id: number, row: number, n: number, path: string): number {
+  if (!Number.isInteger(id) || id < -1 || id >= n) {
+    throw new LtcError(`${path}: row ${row} has neighbour id ${id}, outside 0..${n - 1}`);
+  }
+  return id;
+}
+
 /** The dense little-endian float64 `(N, 2, k)` layout, streamed; undefined for any other layout. */
 function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
-  let n = 0, k = 0, v = 0; // v: index of the next float64 value
-  let row = 0, col = 0; // where value v goes: row, and column in the row's 2k values
+  let n = 0, k = 0;
+  let row = 0, col = 0; // where the next float64 value goes: row, and column in the row's 2k values
   let nbrs = new Int32Array(0), dists = new Float32Array(0);
   let buf = new Uint8Array(1 << 16); // 8-byte aligned staging for unaligned pieces
   let carry = 0; // bytes of an incomplete value at the start of `buf`
@@ -77,20 +81,15 @@ function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
       buf.set(bytes, carry);
       const total = carry + bytes.length;
       const count = Math.floor(total / 8);
-      const values = new Float64Array(buf.buffer, 0, Math.min(count, 2 * n * k - v));
       const row2 = 2 * k;
+      const values = new Float64Array(buf.buffer, 0, Math.min(count, (n - row) * row2 - col));
       let i = row, j = col;
       for (let t = 0; t < values.length; t++) {
         if (j < k) {
-          const id = values[t]!;
-          if (!Number.isInteger(id) || id < -1 || id >= n) {
-            throw new LtcError(`${path}: row ${i} has neighbour id ${id}, outside 0..${n - 1}`);
-          }
-          nbrs[i * k + j] = id;
+          nbrs[i * k + j] = neighbourId(values[t]!, i, n, path);
         } else dists[i * k + j - k] = values[t]!;
         if (++j === row2) j = 0, i++;
       }
-      v += values.length;
       row = i, col = j;
       carry = total - count * 8;
       buf.copyWithin(0, count * 8, total);
@@ -121,11 +120,7 @@ function fromRagged(arr: NdArray, path: string): KnnGraph {
       throw new LtcError(`${path}: row ${i} has ${ids.length} ids but ${ds.length} distances`);
     }
     for (let j = 0; j < ids.length; j++) {
-      const id = ids[j]!;
-      if (!Number.isInteger(id) || id < -1 || id >= n) {
-        throw new LtcError(`${path}: row ${i} has neighbour id ${id}, outside 0..${n - 1}`);
-      }
-      nbrs[i * k + j] = id;
+      nbrs[i * k + j] = neighbourId(ids[j]!, i, n, path);
       dists[i * k + j] = ds[j]!;
     }
   }

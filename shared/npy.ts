@@ -24,19 +24,21 @@ export interface NpyHeader {
 }
 
 /**
- * The byte length of a `.npy` payload's header (magic, version, length field and header text), or −1 when `bytes`
- * (its first bytes) are too few to tell.
+ * Where a `.npy` payload's header text lies (after magic, version and length field), or null when `bytes` (its first
+ * bytes) are too few to tell. Throws on a wrong magic or an unknown format version.
  */
-function npyHeaderEnd(bytes: Uint8Array, path: string): number {
-  if (bytes.length < 10) return -1;
-  if (MAGIC.some((b, i) => bytes[i] !== b)) {
-    throw new LtcError(`${path}: not a valid .npy array (missing \\x93NUMPY magic)`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+function npyHeaderSpan(bytes: Uint8Array, path: string): { major: number; start: number; end: number } | null {
+  const bad = (what: string): never => {
+    throw new LtcError(`${path}: not a valid .npy array (${what})`);
+  };
+  if (bytes.length < 10) return null;
+  if (MAGIC.some((b, i) => bytes[i] !== b)) bad("missing \\x93NUMPY magic");
   const major = bytes[6]!;
-  if (major === 1) return 10 + view.getUint16(8, true);
-  if (bytes.length < 12) return -1;
-  return 12 + view.getUint32(8, true);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (major === 1) return { major, start: 10, end: 10 + view.getUint16(8, true) };
+  if (major !== 2 && major !== 3) return bad(`unknown format version ${major}`);
+  if (bytes.length < 12) return null;
+  return { major, start: 12, end: 12 + view.getUint32(8, true) };
 }
 
 /** Parse one `.npy` payload. `path` names the file (or `archive.npz:member`) in errors. */
@@ -62,17 +64,10 @@ export function parseNpyHeader(bytes: Uint8Array, path: string): NpyHeader {
   const bad = (what: string): never => {
     throw new LtcError(`${path}: not a valid .npy array (${what})`);
   };
-  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) bad("missing \\x93NUMPY magic");
-  const major = bytes[6]!;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let headerLen: number, start: number;
-  if (major === 1) headerLen = view.getUint16(8, true), start = 10;
-  else if (major === 2 || major === 3) {
-    if (bytes.length < 12) bad("truncated header");
-    headerLen = view.getUint32(8, true), start = 12;
-  } else return bad(`unknown format version ${major}`);
-  if (start + headerLen > bytes.length) bad("truncated header");
-  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(start, start + headerLen));
+  const span = npyHeaderSpan(bytes, path) ?? bad(bytes.length < 10 ? "missing \\x93NUMPY magic" : "truncated header");
+  if (span.end > bytes.length) bad("truncated header");
+  const { major, start, end } = span;
+  const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes.subarray(start, end));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
@@ -92,7 +87,7 @@ export function parseNpyHeader(bytes: Uint8Array, path: string): NpyHeader {
   } catch {
     throw new LtcError(`${path}: unsupported dtype '${descr}' (supported: f4 f8 i4 i8 u1 b1 and plain ints)`);
   }
-  return { dtype, shape, littleEndian, dataStart: start + headerLen };
+  return { dtype, shape, littleEndian, dataStart: end };
 }
 
 /** Read a `.npy` file. */
@@ -137,8 +132,8 @@ export class NpzFile {
       this.#entry(key).readChunks((chunk) => {
         if (head !== null) {
           head = concat([head, chunk]);
-          const end = npyHeaderEnd(head, where);
-          if (end < 0 || head.length < end) return;
+          const span = npyHeaderSpan(head, where);
+          if (!span || head.length < span.end) return;
           header = parseNpyHeader(head, where);
           if (header.dtype === "O" || !sink.header(header)) {
             declined = true;

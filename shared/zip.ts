@@ -97,35 +97,40 @@ export function readZip(bytes: Uint8Array, path: string): Map<string, ZipEntry> 
     const dataStart = localOffset + 30 + view.getUint16(localOffset + 26, true) +
       view.getUint16(localOffset + 28, true);
     if (dataStart + csize > bytes.length) throw bad(`member ${name} runs past end of file`);
+    const raw = () => bytes.subarray(dataStart, dataStart + csize);
+    const verify = (length: number, sum: number) => {
+      if (length !== usize) throw bad(`member ${name} has ${length} bytes, header says ${usize}`);
+      if ((sum >>> 0) !== crc) throw bad(`member ${name} fails its CRC check`);
+    };
     entries.set(name, {
       name,
       method,
       size: usize,
       read() {
-        const raw = bytes.subarray(dataStart, dataStart + csize);
         let out: Uint8Array;
-        if (method === 0) out = raw;
+        if (method === 0) out = raw();
         else {
           try {
-            out = zlib.inflateRawSync(raw);
+            out = zlib.inflateRawSync(raw());
           } catch (err) {
             throw bad(`member ${name} does not inflate: ${(err as Error).message}`);
           }
         }
-        if (out.length !== usize) throw bad(`member ${name} has ${out.length} bytes, header says ${usize}`);
-        if ((zlib.crc32(out) >>> 0) !== crc) throw bad(`member ${name} fails its CRC check`);
+        verify(out.length, zlib.crc32(out));
         return out;
       },
       readChunks(sink) {
-        const raw = bytes.subarray(dataStart, dataStart + csize);
-        let got = 0, sum = 0;
+        const input = raw();
+        let got = 0, sum = 0, inSink = false;
         const take = (chunk: Uint8Array) => {
           got += chunk.length;
           sum = zlib.crc32(chunk, sum);
+          inSink = true;
           sink(chunk);
+          inSink = false;
         };
         if (method === 0) {
-          for (let p = 0; p < raw.length; p += STREAM_STEP) take(raw.subarray(p, p + STREAM_STEP));
+          for (let p = 0; p < input.length; p += STREAM_STEP) take(input.subarray(p, p + STREAM_STEP));
         } else {
           let ended = false;
           const inflater = new Inflate((chunk, final) => {
@@ -135,18 +140,17 @@ export function readZip(bytes: Uint8Array, path: string): Map<string, ZipEntry> 
           try {
             let p = 0;
             do {
-              const end = Math.min(raw.length, p + STREAM_STEP);
-              inflater.push(raw.subarray(p, end), end >= raw.length);
+              const end = Math.min(input.length, p + STREAM_STEP);
+              inflater.push(input.subarray(p, end), end >= input.length);
               p = end;
-            } while (p < raw.length);
+            } while (p < input.length);
           } catch (err) {
-            if (err instanceof LtcError) throw err; // the sink's own verdict
+            if (inSink) throw err; // the sink's own verdict, not the inflater's
             throw bad(`member ${name} does not inflate: ${(err as Error).message}`);
           }
           if (!ended) throw bad(`member ${name} does not inflate: unexpected end of data`);
         }
-        if (got !== usize) throw bad(`member ${name} has ${got} bytes, header says ${usize}`);
-        if ((sum >>> 0) !== crc) throw bad(`member ${name} fails its CRC check`);
+        verify(got, sum);
       },
     });
   }

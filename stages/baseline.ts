@@ -213,51 +213,42 @@ export function knnToCsr(
   const { n, k, nbrs, dists } = knn;
   const indptr = new Int32Array(n + 1);
   const slot = new Int32Array(n).fill(-1);
-  // First pass: count each row's distinct kept columns, so the arrays are allocated at their final size (N × k
-  // float64 scratch would be 375 MB at MS1M part1 size).
-  let m = 0;
-  for (let i = 0; i < n; i++) {
-    const start = m;
-    for (let t = 0; t < k; t++) {
-      const j = nbrs[i * k + t]!;
-      if (j < 0 || j === i) continue;
-      const w = options.useSim ? 1 - dists[i * k + t]! : dists[i * k + t]!;
-      if (!(w >= options.th) || slot[j]! >= start) continue;
-      slot[j] = m++;
-    }
-  }
-  const indices = new Int32Array(m);
-  const data = new Float64Array(m);
-  slot.fill(-1);
-  m = 0;
-  for (let i = 0; i < n; i++) {
-    const start = m;
-    for (let t = 0; t < k; t++) {
-      const j = nbrs[i * k + t]!;
-      if (j < 0 || j === i) continue;
-      const d = dists[i * k + t]!;
-      const w = options.useSim ? 1 - d : d;
-      if (!(w >= options.th)) continue;
-      if (slot[j]! >= start) {
-        data[slot[j]!]! += w;
-        continue;
+  let indices = new Int32Array(0), data = new Float64Array(0);
+  // Two passes over the same entries: the first only counts each row's distinct kept columns, so the second writes
+  // into arrays of their final size (an N × k float64 scratch would be 375 MB at MS1M part1 size).
+  for (const fill of [false, true]) {
+    slot.fill(-1);
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const start = m;
+      for (let t = 0; t < k; t++) {
+        const j = nbrs[i * k + t]!;
+        if (j < 0 || j === i) continue;
+        const d = dists[i * k + t]!;
+        const w = options.useSim ? 1 - d : d;
+        if (!(w >= options.th)) continue;
+        if (slot[j]! >= start) {
+          if (fill) data[slot[j]!]! += w;
+          continue;
+        }
+        slot[j] = m;
+        if (fill) indices[m] = j, data[m] = w;
+        m++;
       }
-      slot[j] = m;
-      indices[m] = j;
-      data[m] = w;
-      m++;
-    }
-    // Sort this row by column (rows are short).
-    const len = m - start;
-    if (len > 1) {
-      const order = Array.from({ length: len }, (_, t) => start + t).sort((x, y) => indices[x]! - indices[y]!);
-      const ci = order.map((p) => indices[p]!), cd = order.map((p) => data[p]!);
-      for (let t = 0; t < len; t++) {
-        indices[start + t] = ci[t]!;
-        data[start + t] = cd[t]!;
+      if (!fill) continue;
+      // Sort this row by column (rows are short).
+      const len = m - start;
+      if (len > 1) {
+        const order = Array.from({ length: len }, (_, t) => start + t).sort((x, y) => indices[x]! - indices[y]!);
+        const ci = order.map((p) => indices[p]!), cd = order.map((p) => data[p]!);
+        for (let t = 0; t < len; t++) {
+          indices[start + t] = ci[t]!;
+          data[start + t] = cd[t]!;
+        }
       }
+      indptr[i + 1] = m;
     }
-    indptr[i + 1] = m;
+    if (!fill) indices = new Int32Array(m), data = new Float64Array(m);
   }
   return { indptr, indices, data };
 }

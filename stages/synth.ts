@@ -224,6 +224,7 @@ export function generateSynth(p: SynthParams): SynthSet {
         while (mi < idModes.length - 1 && r >= w[mi]!) r -= w[mi++]!;
       } else mi = rng.int(srcModes.length);
       const q = Math.min(0.99, Math.max(p.qualityMin, p.quality + p.qualitySigma * rng.normal()));
+      // q is drawn for every sample, so turning unrecognisable faces on or off leaves the other draws in place
       let x: Float64Array;
       if (p.uiShare > 0 && rng.random() < p.uiShare) {
         const qu = Math.min(0.99, Math.max(0.05, p.uiQuality + p.qualitySigma * rng.normal()));
