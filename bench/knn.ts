@@ -23,7 +23,8 @@ import { exactKnn } from "../gpu/knn/mod.ts";
 import { loadOrt } from "../gpu/knn/cpu_ort.ts";
 import { encodeModel, OnnxType } from "../gpu/knn/onnx_proto.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
-import { writeKnnCompact } from "../gpu/knn/knn_npz.ts";
+import { writeKnn } from "../shared/knn_file.ts";
+
 import { DEFAULT_SYNTH, generateSynth } from "../stages/synth.ts";
 import { recallAtK, sampleRows } from "../stages/knn.ts";
 
@@ -202,7 +203,7 @@ export async function run(args: string[]): Promise<void> {
   if (values.write) {
     const dir = Deno.makeTempDirSync({ prefix: "ltc-bench-knn-" });
     const tw = performance.now();
-    writeKnnCompact(`${dir}/faiss_k_${k}.npz`, ex.graph);
+    writeKnn(`${dir}/faiss_k_${k}.npz`, ex.graph);
     const bytes = Deno.statSync(`${dir}/faiss_k_${k}.npz`).size;
     console.log(`  npz write: ${((performance.now() - tw) / 1000).toFixed(1)} s, ${gb(bytes)}`);
     Deno.removeSync(dir, { recursive: true });

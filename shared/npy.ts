@@ -189,6 +189,23 @@ const DESCR: Record<Exclude<DType, "O">, string> = {
 };
 
 /**
+ * A format-1.0 `.npy` header as numpy writes it: magic, version, header length, then the dict literal padded with
+ * spaces and a newline so the data starts at a multiple of 64 bytes (which also aligns a float64 view after it).
+ */
+export function npyHeader(descr: string, shape: readonly number[]): Uint8Array {
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeLiteral(shape)}, }`;
+  const total = 10 + header.length + 1;
+  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
+  const head = new Uint8Array(10 + header.length);
+  head.set(MAGIC, 0);
+  head[6] = 1;
+  head[7] = 0;
+  new DataView(head.buffer).setUint16(8, header.length, true);
+  head.set(new TextEncoder().encode(header), 10);
+  return head;
+}
+
+/**
  * Encode an array as `.npy` bytes (format 1.0, header padded to 64 bytes like numpy). An object array (`dtype: "O"`,
  * e.g. the 0-d `meta` dict of a prediction file) is pickled the way numpy 1.x's `np.save` does it
  * ({@linkcode pickleValue}); its items must be values that writer supports.
@@ -198,16 +215,7 @@ export function encodeNpy(arr: NdArray): Uint8Array[] {
   if (data.length !== sizeOf(arr.shape)) {
     throw new Error(`array of ${data.length} elements does not match shape ${shapeLiteral(arr.shape)}`);
   }
-  const descr = arr.dtype === "O" ? "|O" : DESCR[arr.dtype];
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeLiteral(arr.shape)}, }`;
-  const total = 10 + header.length + 1;
-  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
-  const head = new Uint8Array(10 + header.length);
-  head.set(MAGIC, 0);
-  head[6] = 1;
-  head[7] = 0;
-  new DataView(head.buffer).setUint16(8, header.length, true);
-  head.set(new TextEncoder().encode(header), 10);
+  const head = npyHeader(arr.dtype === "O" ? "|O" : DESCR[arr.dtype], arr.shape);
   if (arr.dtype === "O") {
     if (!Array.isArray(data)) throw new Error("an object array's data must be a plain array of values");
     return [head, pickleValue(arr)];

@@ -48,9 +48,14 @@ import { readLabels, relabelDense, writeLabels } from "../shared/meta.ts";
 import { type AllMetrics, countClusters, evaluateAll, formatMetrics } from "../shared/metrics.ts";
 import { log, Progress } from "../shared/progress.ts";
 import type { BackendChoice } from "../gpu/device.ts";
-import { exactKnn, pairsWithinDistance } from "../gpu/knn/mod.ts";
-import { dotAt } from "../gpu/knn/cpu_js.ts";
-import { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "../gpu/knn/gemm_ort.ts";
+import {
+  dotAt,
+  exactKnn,
+  gemmErrorBound,
+  pairsWithinDistance,
+  RowMinCandidatesOrt,
+  ScaledGemmOrt,
+} from "../gpu/knn/mod.ts";
 import { FeatureCache, KNN_METHODS, type KnnMethod, loadOrBuildKnn, pyFloatStr } from "./proposals.ts";
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,12 +17,10 @@ import { isUpToDate, Timings, writeSidecar } from "../shared/artifact.ts";
 import { type CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
 import { type Features, readFeatures } from "../shared/features.ts";
-import { knnFileName, type KnnGraph } from "../shared/knn_file.ts";
+import { knnFileName, type KnnGraph, writeKnn } from "../shared/knn_file.ts";
 import { log } from "../shared/progress.ts";
 import type { BackendChoice } from "../gpu/device.ts";
-import { exactKnn } from "../gpu/knn/mod.ts";
-import { hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/hnsw.ts";
-import { writeKnnCompact } from "../gpu/knn/knn_npz.ts";
+import { exactKnn, hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/mod.ts";
 
 /** kNN methods: `exact` (file name `faiss_…`, as the original's IndexFlatIP) or `hnsw`. `faiss` = `exact`. */
 export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw"] as const;
@@ -171,7 +169,7 @@ export async function runKnnStage(
   const result = await buildKnn(features, options);
   const { n, dim } = features;
   features = null; // let the rows go before the write's large buffers (part1: 598 MB)
-  t.step("write", () => writeKnnCompact(path, result.graph));
+  t.step("write", () => writeKnn(path, result.graph));
   for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
   const flop = 2 * n * n * dim;
   writeSidecar(path, {

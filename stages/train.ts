@@ -35,7 +35,7 @@ import {
   RNG_STREAM,
   saveCheckpoint,
 } from "../gpu/gcn/mod.ts";
-import { type EpochReport, trainEpoch, TrainingSet, type TrainSchedule } from "../gpu/gcn/trainer.ts";
+import { type EpochReport, trainEpoch, TrainingSet, type TrainSchedule } from "../gpu/gcn/mod.ts";
 import { resolveProposalFolders } from "./detect.ts";
 
 /** Options of {@linkcode trainGcnD} beyond the config. */

@@ -216,3 +216,7 @@ export async function pairsWithinDistance(
     backend: cand.backend,
   };
 }
+
+export { dotAt } from "./cpu_js.ts";
+export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.ts";
+export { hnswKnn, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
