@@ -4,8 +4,8 @@
  * contingency like sklearn's sparse one) when numpy is installed.
  * @module
  */
-import { evaluateAll } from "../shared/metrics.ts";
 import { writeLabels } from "../shared/meta.ts";
+import { evaluateAll } from "../cluster/metrics.ts";
 
 /** Run the benchmark; `--n N` sets the number of labels. */
 export async function run(args: string[]): Promise<void> {

@@ -22,11 +22,10 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { writeFeatures } from "../shared/features.ts";
-import { writeLabels } from "../shared/meta.ts";
-import { listProposalFiles, writeProposal } from "../shared/proposal_io.ts";
-import { readFeatures } from "../shared/features.ts";
-import { readLabels } from "../shared/meta.ts";
+import { readFeatures, writeFeatures } from "../shared/features.ts";
+import { readLabels, writeLabels } from "../shared/meta.ts";
+import { listProposalFiles, readProposalEdges, writeProposal } from "../shared/proposal_io.ts";
+import { detectClusters } from "../cluster/detect.ts";
 import { type BackendChoice, backendLabel, resolveBackend } from "../gpu/device.ts";
 import {
   buildProposalGraph,
@@ -48,8 +47,6 @@ import {
   trainEpoch,
   TrainingSet,
 } from "../gpu/gcn/mod.ts";
-import { detectClusters } from "../stages/detect.ts";
-import { readProposalEdges } from "../shared/proposal_io.ts";
 
 const DIM = 256;
 

@@ -15,18 +15,17 @@
  * here also counts the generator's own buffers — for the stage alone run `/usr/bin/time -v deno task knn …`.
  * @module
  */
-import { parseArgs } from "node:util";
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { type Features, l2NormalizeRows, readFeatures } from "../shared/features.ts";
-import { getGpu } from "../gpu/device.ts";
-import { exactKnn } from "../gpu/knn/mod.ts";
-import { loadOrt } from "../gpu/knn/cpu_ort.ts";
-import { encodeModel, OnnxType } from "../gpu/knn/onnx_proto.ts";
-import { hnswKnn } from "../gpu/knn/hnsw.ts";
 import { writeKnn } from "../shared/knn_file.ts";
-
-import { DEFAULT_SYNTH, generateSynth } from "../stages/synth.ts";
-import { recallAtK, sampleRows } from "../stages/knn.ts";
+import { recallAtK, sampleRows } from "../cluster/knn_source.ts";
+import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
+import { getGpu } from "../gpu/device.ts";
+import { loadOrt } from "../gpu/knn/cpu_ort.ts";
+import { hnswKnn } from "../gpu/knn/hnsw.ts";
+import { exactKnn } from "../gpu/knn/mod.ts";
+import { encodeModel, OnnxType } from "../gpu/knn/onnx_proto.ts";
 
 /** Peak resident set size of this process in bytes (Linux VmHWM), or the current RSS elsewhere. */
 function peakRss(): number {

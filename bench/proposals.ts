@@ -18,10 +18,10 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { filterKnns, graphPropagation, type ScoredPairs } from "../shared/graph.ts";
 import { type KnnGraph, writeKnn } from "../shared/knn_file.ts";
 import { Rng } from "../shared/random.ts";
-import { generateBasicProposals } from "../stages/proposals.ts";
+import { filterKnns, graphPropagation, type ScoredPairs } from "../cluster/graph.ts";
+import { generateBasicProposals } from "../cluster/proposals/mod.ts";
 
 /** Symmetric pseudo-random value in [0, 1) for an unordered pair. */
 function pairHash(a: number, b: number, salt: number): number {

@@ -177,3 +177,21 @@ export function isUpToDate(artifact: string, params: Record<string, unknown>, in
     return false;
   }
 }
+
+/** Whether `path` is an existing regular file (false when missing or unreadable). */
+export function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `path` is an existing directory (false when missing or unreadable). */
+export function isDir(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}

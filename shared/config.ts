@@ -3,8 +3,8 @@
  * ignored setting.
  * @module
  */
-import { parse } from "yaml";
 import { LtcError, readTextChecked } from "./errors.ts";
+import { parse } from "yaml";
 
 /** A parsed YAML mapping. */
 export type ConfigObject = Record<string, unknown>;

@@ -4,8 +4,8 @@
  * first subtract the dataset mean (`center`), which face-api style embeddings need.
  * @module
  */
-import { check, LtcError } from "./errors.ts";
 import { writeFileAtomic } from "./artifact.ts";
+import { check, LtcError } from "./errors.ts";
 
 /** N × dim float32 features, row-major. */
 export interface Features {

@@ -6,10 +6,9 @@
  * Written always in the dense layout, deflated, loadable by `np.load(f)['data']`.
  * @module
  */
-import { LtcError } from "./errors.ts";
-import type { NdArray } from "./ndarray.ts";
-import { toNumbers } from "./ndarray.ts";
 import { writeFileAtomic } from "./artifact.ts";
+import { LtcError } from "./errors.ts";
+import { type NdArray, toNumbers } from "./ndarray.ts";
 import { npyHeader, NpzFile } from "./npy.ts";
 import { buildZip } from "./zip.ts";
 

@@ -4,8 +4,8 @@
  * label become singletons (`cls_num + counter`), and the length is `inst_num` when given, else max index + 1.
  * @module
  */
-import { LtcError, readTextChecked } from "./errors.ts";
 import { writeFileAtomic } from "./artifact.ts";
+import { LtcError, readTextChecked } from "./errors.ts";
 
 /** Labels read from a `.meta` file. */
 export interface Meta {

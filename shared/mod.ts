@@ -1,8 +1,9 @@
 /**
- * The one module for I/O, configuration, CLI parsing, progress and metrics. Stages import from here and never
- * hand-roll a file format.
+ * The bottom floor: file formats and I/O, configuration, CLI parsing, sidecars, progress, RNGs, errors. Every other
+ * floor reads and writes files through these modules and never hand-rolls a format.
  * @module
  */
+
 export * from "./errors.ts";
 export * from "./artifact.ts";
 export * from "./cli.ts";
@@ -15,6 +16,8 @@ export * from "./knn_file.ts";
 export * from "./pickle.ts";
 export * from "./progress.ts";
 export * from "./zip.ts";
-export * from "./metrics.ts";
 export * from "./proposal_io.ts";
-export * from "./deoverlap.ts";
+export * from "./py_format.ts";
+export * from "./random.ts";
+export * from "./svg.ts";
+export * from "./torch.ts";

@@ -4,11 +4,11 @@
  * safe pickle reader and the protocol-3 pickle writer. Every failure is an {@linkcode LtcError} naming the file.
  * @module
  */
+import { writeFileAtomic } from "./artifact.ts";
 import { LtcError, readFileChecked } from "./errors.ts";
 import { type DType, fromRawBytes, itemSize, type NdArray, type NumericData, parseDescr, sizeOf } from "./ndarray.ts";
 import { pickleValue, unpickle } from "./pickle.ts";
 import { buildZip, concat, readZip, type ZipEntry } from "./zip.ts";
-import { writeFileAtomic } from "./artifact.ts";
 
 export type { DType, NdArray } from "./ndarray.ts";
 

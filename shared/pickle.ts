@@ -11,8 +11,7 @@
  * @module
  */
 import { LtcError } from "./errors.ts";
-import type { DType, NdArray } from "./ndarray.ts";
-import { fromRawBytes, parseDescr } from "./ndarray.ts";
+import { type DType, fromRawBytes, type NdArray, parseDescr } from "./ndarray.ts";
 
 /** A Python tuple (kept apart from lists so callers can tell them apart). */
 export class PyTuple extends Array<unknown> {}

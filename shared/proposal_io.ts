@@ -7,8 +7,7 @@
  */
 import { join } from "node:path";
 import { LtcError } from "./errors.ts";
-import type { NdArray } from "./ndarray.ts";
-import { toNumbers } from "./ndarray.ts";
+import { type NdArray, toNumbers } from "./ndarray.ts";
 import { readNpzArray, writeNpz } from "./npy.ts";
 
 /** One proposal's two files. */

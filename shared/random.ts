@@ -107,3 +107,145 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
+
+/**
+ * MT19937, seeded either like CPython's `random.seed(int)` (`init_by_array`) or like numpy's legacy
+ * `RandomState(int)` (`init_genrand`), with the draws both libraries build on.
+ */
+export class Mt19937 {
+  readonly #mt = new Uint32Array(624);
+  #idx = 625;
+
+  private constructor() {}
+
+  /** Seeded as numpy's `RandomState(seed)` (0 ≤ seed < 2³²). */
+  static numpy(seed: number): Mt19937 {
+    const r = new Mt19937();
+    r.#initGenrand(seed >>> 0);
+    return r;
+  }
+
+  /** Seeded as CPython's `random.seed(seed)` for a non-negative integer below 2⁵³. */
+  static python(seed: number): Mt19937 {
+    const r = new Mt19937();
+    let a = Math.abs(Math.trunc(seed));
+    const key: number[] = [];
+    do {
+      key.push(a % 0x100000000);
+      a = Math.floor(a / 0x100000000);
+    } while (a > 0);
+    r.#initByArray(key);
+    return r;
+  }
+
+  #initGenrand(s: number): void {
+    const mt = this.#mt;
+    mt[0] = s >>> 0;
+    for (let i = 1; i < 624; i++) {
+      const prev = mt[i - 1]! ^ (mt[i - 1]! >>> 30);
+      mt[i] = (Math.imul(1812433253, prev) + i) >>> 0;
+    }
+    this.#idx = 624;
+  }
+
+  #initByArray(key: number[]): void {
+    const mt = this.#mt;
+    this.#initGenrand(19650218);
+    let i = 1, j = 0;
+    for (let k = Math.max(624, key.length); k > 0; k--) {
+      const prev = mt[i - 1]! ^ (mt[i - 1]! >>> 30);
+      mt[i] = ((mt[i]! ^ Math.imul(prev, 1664525)) + key[j]! + j) >>> 0;
+      i++, j++;
+      if (i >= 624) {
+        mt[0] = mt[623]!;
+        i = 1;
+      }
+      if (j >= key.length) j = 0;
+    }
+    for (let k = 623; k > 0; k--) {
+      const prev = mt[i - 1]! ^ (mt[i - 1]! >>> 30);
+      mt[i] = ((mt[i]! ^ Math.imul(prev, 1566083941)) - i) >>> 0;
+      i++;
+      if (i >= 624) {
+        mt[0] = mt[623]!;
+        i = 1;
+      }
+    }
+    mt[0] = 0x80000000;
+  }
+
+  /** Next 32-bit output. */
+  nextU32(): number {
+    const mt = this.#mt;
+    if (this.#idx >= 624) {
+      for (let k = 0; k < 624; k++) {
+        const y = (mt[k]! & 0x80000000) | (mt[(k + 1) % 624]! & 0x7fffffff);
+        mt[k] = mt[(k + 397) % 624]! ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
+      }
+      this.#idx = 0;
+    }
+    let y = mt[this.#idx++]!;
+    y ^= y >>> 11;
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= y >>> 18;
+    return y >>> 0;
+  }
+
+  /** Python's `getrandbits(k)` for 1 ≤ k ≤ 32. */
+  getrandbits(k: number): number {
+    return this.nextU32() >>> (32 - k);
+  }
+
+  /** Python's `random.shuffle(x)` (in place). */
+  pyShuffle(x: Int32Array): void {
+    for (let i = x.length - 1; i >= 1; i--) {
+      const n = i + 1;
+      const k = 32 - Math.clz32(n);
+      let r = this.getrandbits(k);
+      while (r >= n) r = this.getrandbits(k);
+      const t = x[i]!;
+      x[i] = x[r]!;
+      x[r] = t;
+    }
+  }
+
+  /** numpy's legacy bounded draw in [0, max] by masked rejection (`randint`, `shuffle`). */
+  #masked(max: number): number {
+    if (max === 0) return 0;
+    let mask = max;
+    mask |= mask >>> 1;
+    mask |= mask >>> 2;
+    mask |= mask >>> 4;
+    mask |= mask >>> 8;
+    mask |= mask >>> 16;
+    mask >>>= 0;
+    let v: number;
+    while ((v = (this.nextU32() & mask) >>> 0) > max);
+    return v;
+  }
+
+  /** numpy `RandomState.randint(low, high)`: one integer in [low, high). */
+  randint(low: number, high: number): number {
+    return low + this.#masked(high - low - 1);
+  }
+
+  /** numpy `RandomState.random_sample()`: a 53-bit double in [0, 1). */
+  randomSample(): number {
+    const a = this.nextU32() >>> 5, b = this.nextU32() >>> 6;
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+
+  /** numpy legacy `RandomState.choice(n, size, replace=False)` = `permutation(n)[:size]`. */
+  choiceNoReplace(n: number, size: number): Int32Array {
+    const arr = new Int32Array(n);
+    for (let i = 0; i < n; i++) arr[i] = i;
+    for (let i = n - 1; i >= 1; i--) {
+      const j = this.#masked(i);
+      const t = arr[i]!;
+      arr[i] = arr[j]!;
+      arr[j] = t;
+    }
+    return arr.slice(0, size);
+  }
+}

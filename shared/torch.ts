@@ -15,8 +15,7 @@
  * @module
  */
 import { LtcError, readFileChecked } from "./errors.ts";
-import type { DType, NdArray, NumericData } from "./ndarray.ts";
-import { sizeOf } from "./ndarray.ts";
+import { type DType, type NdArray, type NumericData, sizeOf } from "./ndarray.ts";
 import { PyTuple, unpickle } from "./pickle.ts";
 import { readZip } from "./zip.ts";
 

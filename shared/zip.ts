@@ -5,8 +5,8 @@
  * @module
  */
 import zlib from "node:zlib";
-import { Inflate } from "fflate";
 import { LtcError } from "./errors.ts";
+import { Inflate } from "fflate";
 
 /** One member of an archive, decompressed on demand. */
 export interface ZipEntry {

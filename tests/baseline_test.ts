@@ -5,23 +5,18 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readFeatures } from "../shared/features.ts";
-import { clusteringToLabels } from "../shared/graph.ts";
 import { type KnnGraph, readKnn } from "../shared/knn_file.ts";
 import { readLabels, relabelDense } from "../shared/meta.ts";
-import { type AllMetrics, evaluateAll } from "../shared/metrics.ts";
-import {
-  aro,
-  BASELINE_DEFAULTS,
-  baselineParamString,
-  cdp,
-  chineseWhispers,
-  fastHac,
-  knnAro,
-  knnDbscan,
-  knnToCsr,
-  miniBatchKmeans,
-  Mt19937,
-} from "../stages/baseline.ts";
+import { Mt19937 } from "../shared/random.ts";
+import { aro, knnAro } from "../cluster/baselines/aro.ts";
+import { cdp } from "../cluster/baselines/cdp.ts";
+import { chineseWhispers } from "../cluster/baselines/chinese_whispers.ts";
+import { fastHac } from "../cluster/baselines/fast_hac.ts";
+import { knnDbscan } from "../cluster/baselines/knn_dbscan.ts";
+import { miniBatchKmeans } from "../cluster/baselines/mini_batch_kmeans.ts";
+import { BASELINE_DEFAULTS, baselineParamString } from "../cluster/baselines/mod.ts";
+import { clusteringToLabels, knnToCsr } from "../cluster/graph.ts";
+import { type AllMetrics, evaluateAll } from "../cluster/metrics.ts";
 import { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "../gpu/knn/gemm_ort.ts";
 import { expected, HAS_SHARED, REF, runStage, tempDir } from "./_helpers.ts";
 

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { NpzFile, readNpzArray } from "../shared/npy.ts";
 import { readLabels } from "../shared/meta.ts";
+import { NpzFile, readNpzArray } from "../shared/npy.ts";
 import { listProposalFiles, readProposalNodes } from "../shared/proposal_io.ts";
 import { readStateDict } from "../shared/torch.ts";
+import { detectClusters } from "../cluster/detect.ts";
+import { trainGcnD } from "../cluster/train.ts";
+import { getGpu } from "../gpu/device.ts";
 import {
   buildProposalGraph,
   CpuGcn,
@@ -27,9 +30,6 @@ import {
   stepLr,
   weightsFromStateDict,
 } from "../gpu/gcn/mod.ts";
-import { getGpu } from "../gpu/device.ts";
-import { detectClusters } from "../stages/detect.ts";
-import { trainGcnD } from "../stages/train.ts";
 import { REF, runStage, SHARED, tempDir, throwsWith } from "./_helpers.ts";
 
 const GCN = `${SHARED}/fixtures/gcn_d`;

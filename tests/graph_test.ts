@@ -4,6 +4,9 @@
  * original's partitions of the ref_synth fixture.
  */
 import assert from "node:assert/strict";
+import { type KnnGraph, readKnn } from "../shared/knn_file.ts";
+import { clustersToIdx2lb, relabelLikeWriteMeta } from "../shared/meta.ts";
+import { Rng } from "../shared/random.ts";
 import {
   clusteringToLabels,
   clusterMembers,
@@ -16,11 +19,7 @@ import {
   superVertex,
   UnionFind,
   uniquePairs,
-} from "../shared/graph.ts";
-import type { KnnGraph } from "../shared/knn_file.ts";
-import { readKnn } from "../shared/knn_file.ts";
-import { clustersToIdx2lb, relabelLikeWriteMeta } from "../shared/meta.ts";
-import { Rng } from "../shared/random.ts";
+} from "../cluster/graph.ts";
 import { HAS_SHARED, REF } from "./_helpers.ts";
 
 /** A random kNN graph with −1 padding, repeated neighbours, self entries and asymmetric distances. */

@@ -6,17 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { LtcError } from "../shared/errors.ts";
 import { type Features, readFeatures, writeFeatures } from "../shared/features.ts";
 import { type KnnGraph, knnToArray, readKnn, writeKnn } from "../shared/knn_file.ts";
-import { LtcError } from "../shared/errors.ts";
 import { writeNpz } from "../shared/npy.ts";
+import { buildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { getGpu } from "../gpu/device.ts";
-import { euclid64, exactKnn, pairsWithinDistance, similarityPairs } from "../gpu/knn/mod.ts";
 import { knnJs, pairsJs } from "../gpu/knn/cpu_js.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
-import { knnWebGpu, pairsWebGpu } from "../gpu/knn/webgpu.ts";
+import { euclid64, exactKnn, pairsWithinDistance, similarityPairs } from "../gpu/knn/mod.ts";
 import { RowTopK } from "../gpu/knn/topk.ts";
-import { buildKnn, recallAtK, runKnnStage, sampleRows } from "../stages/knn.ts";
+import { knnWebGpu, pairsWebGpu } from "../gpu/knn/webgpu.ts";
 import { HAS_SHARED, REF, tempDir } from "./_helpers.ts";
 
 const FEAT = `${REF}/features/sref.bin`;

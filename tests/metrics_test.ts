@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { bcubed, evaluateAll, nmi, pairwise, pearson } from "../shared/metrics.ts";
 import { readLabels, readLabelsPadded } from "../shared/meta.ts";
+import { bcubed, evaluateAll, nmi, pairwise, pearson } from "../cluster/metrics.ts";
 import { expected, HAS_SHARED, REF, runStage, tempDir, throwsWith } from "./_helpers.ts";
 
 const close = (a: number, b: number, tol: number, what: string) =>

@@ -4,17 +4,19 @@
  * identical (same order, same values), upper-bound metrics equal to 1e-9; plus configs, reuse and bad input.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { writeFeatures } from "../shared/features.ts";
 import { readKnn, writeKnn } from "../shared/knn_file.ts";
 import { readLabels } from "../shared/meta.ts";
 import { toNumbers } from "../shared/ndarray.ts";
 import { readNpzArray, writeNpz } from "../shared/npy.ts";
 import { listProposalFiles, readProposalNodes } from "../shared/proposal_io.ts";
+import { pyFloatStr } from "../shared/py_format.ts";
+import { deoverlapFolders, deoverlapOutputName, readPredScores } from "../cluster/deoverlap.ts";
+import { FeatureCache } from "../cluster/knn_source.ts";
 import {
   basicFolderName,
-  FeatureCache,
   generateBasicProposals,
   generateIterProposals,
   generateProposals,
@@ -22,11 +24,9 @@ import {
   loadProposalConfig,
   parseProposalFolderName,
   parseProposalParams,
-  pyFloatStr,
   pySetOrder,
-} from "../stages/proposals.ts";
-import { deoverlapFolders, deoverlapOutputName, readPredScores } from "../stages/deoverlap.ts";
-import { clusterIous, readCandidateClusters, upperBound } from "../stages/upper_bound.ts";
+} from "../cluster/proposals/mod.ts";
+import { clusterIous, readCandidateClusters, upperBound } from "../cluster/upper_bound.ts";
 import { expected, HAS_SHARED, REF, runStage, tempDir, throwsWith } from "./_helpers.ts";
 
 const FEAT = `${REF}/features/sref.bin`;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { writeLabels } from "../shared/meta.ts";
-import { parseMethodSpecs, sizeHistogram, writeReport } from "../stages/report.ts";
+import { parseMethodSpecs, sizeHistogram, writeReport } from "../cluster/report.ts";
 import { runStage, tempDir } from "./_helpers.ts";
 
 Deno.test("report: seed-format table from label files, markdown and readable SVG figures", () => {

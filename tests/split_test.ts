@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFeatures } from "../shared/features.ts";
 import { readMeta } from "../shared/meta.ts";
-import { identitySplit } from "../stages/split.ts";
+import { identitySplit } from "../cluster/split.ts";
 import { HAS_SHARED, runStage, SHARED, tempDir } from "./_helpers.ts";
 
 Deno.test("split: whole identities on one side, seeded, share respected", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFeatures } from "../shared/features.ts";
 import { readMeta } from "../shared/meta.ts";
-import { DEFAULT_SYNTH, generateSynth, similarityStats } from "../stages/synth.ts";
+import { DEFAULT_SYNTH, generateSynth, similarityStats } from "../cluster/synth.ts";
 import { runStage, tempDir } from "./_helpers.ts";
 
 Deno.test("synth: deterministic from the seed, disjoint splits, byte-identical files across runs", async () => {

@@ -7,9 +7,9 @@
  * sparse adjacency computes the same thing.
  * @module
  */
+import { inferenceGraph, trainGraph } from "./cpu_graphs.ts";
 import type { GcnEngine, TrainStepResult } from "./engine.ts";
-import type { PackedBatch } from "./graph.ts";
-import { packedRows } from "./graph.ts";
+import { type PackedBatch, packedRows } from "./graph.ts";
 import { cloneWeights, type GcnWeights, layerDims, paramList, type SgdHyper, sgdUpdate } from "./model.ts";
 import {
   createSession,
@@ -19,7 +19,6 @@ import {
   type OrtSession,
   type OrtTensor,
 } from "./onnx_graph.ts";
-import { inferenceGraph, trainGraph } from "./cpu_graphs.ts";
 
 /** Which CPU kernels to use: onnxruntime where available (`auto`), or force one. */
 export type CpuKernels = "auto" | "ort" | "ts";

@@ -5,8 +5,8 @@
  * x·W₀ per batch (the weights change every step) and `rowSource` indexes the feature rows.
  * @module
  */
-import type { GcnWeights, SgdHyper } from "./model.ts";
 import type { PackedBatch } from "./graph.ts";
+import type { GcnWeights, SgdHyper } from "./model.ts";
 
 /** Result of a training forward/backward pass. */
 export interface TrainStepResult {

@@ -3,6 +3,7 @@
  * streams it is split into (`new Rng(seed, RNG_STREAM.shuffle, epoch)`).
  * @module
  */
+
 export { Rng } from "../../shared/random.ts";
 
 /** Named streams, so adding a new use of randomness never shifts an existing one. */

@@ -11,8 +11,8 @@
 import type { GpuContext } from "../device.ts";
 import type { GcnEngine, TrainStepResult } from "./engine.ts";
 import { type PackedBatch, packedRows, transposeCsr } from "./graph.ts";
-import { type GcnWeights, layerDims, paramList, type SgdHyper, weightsFromList } from "./model.ts";
 import { matmulWgsl } from "./matmul_wgsl.ts";
+import { type GcnWeights, layerDims, paramList, type SgdHyper, weightsFromList } from "./model.ts";
 
 const wgsl = (name: string) => Deno.readTextFileSync(new URL(`./${name}`, import.meta.url));
 

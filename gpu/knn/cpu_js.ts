@@ -5,9 +5,8 @@
  * @module
  */
 import type { Features } from "../../shared/features.ts";
+import { PairBuilder, type PairList } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
-import type { PairList } from "./pairs.ts";
-import { PairBuilder } from "./pairs.ts";
 
 const QUERY_BLOCK = 32;
 const BASE_BLOCK = 512;

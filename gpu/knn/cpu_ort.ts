@@ -21,8 +21,8 @@
  * positions and values of the entries ≥ minSim (GreaterOrEqual → NonZero → GatherND).
  * @module
  */
-import type { Features } from "../../shared/features.ts";
 import { LtcError } from "../../shared/errors.ts";
+import type { Features } from "../../shared/features.ts";
 import { encodeModel, OnnxType } from "./onnx_proto.ts";
 import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";

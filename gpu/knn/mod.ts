@@ -17,8 +17,8 @@ import { Progress } from "../../shared/progress.ts";
 import { type BackendChoice, resolveBackend } from "../device.ts";
 import { knnJs, pairsJs } from "./cpu_js.ts";
 import { knnOrt, loadOrt, pairsOrt } from "./cpu_ort.ts";
-import { knnWebGpu, pairsWebGpu } from "./webgpu.ts";
 import type { PairList } from "./pairs.ts";
+import { knnWebGpu, pairsWebGpu } from "./webgpu.ts";
 
 export type { PairList } from "./pairs.ts";
 

@@ -5,7 +5,8 @@
  * millions of labels take seconds.
  * @module
  */
-import { LtcError } from "./errors.ts";
+import { LtcError } from "../shared/errors.ts";
+import { readLabels, readLabelsPadded } from "../shared/meta.ts";
 
 /** Precision, recall and their harmonic mean. */
 export interface PRF {
@@ -226,4 +227,42 @@ export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
     vb += db * db;
   }
   return va > 0 && vb > 0 ? cov / Math.sqrt(va * vb) : 0;
+}
+
+/** Which metrics to compute. */
+export type MetricName = "all" | "pairwise" | "bcubed" | "nmi";
+
+/** Compute the requested metrics of `pred` against `gt`. */
+export function evaluateLabels(
+  gt: ArrayLike<number>,
+  pred: ArrayLike<number>,
+  metric: MetricName = "all",
+): Partial<AllMetrics> {
+  switch (metric) {
+    case "all":
+      return evaluateAll(gt, pred);
+    case "pairwise":
+      return { pairwise: pairwise(gt, pred) };
+    case "bcubed":
+      return { bcubed: bcubed(gt, pred) };
+    case "nmi":
+      return { nmi: nmi(gt, pred) };
+  }
+}
+
+/** Read both files and evaluate; a length mismatch is an error naming both files. */
+export function evaluateFiles(
+  gtPath: string,
+  predPath: string,
+  options: { metric?: MetricName; padSingletons?: boolean } = {},
+): Partial<AllMetrics> {
+  const gt = readLabels(gtPath);
+  const pred = options.padSingletons ? readLabelsPadded(predPath, gt.length) : readLabels(predPath);
+  if (gt.length !== pred.length) {
+    throw new LtcError(
+      `${predPath}: has ${pred.length} labels but ${gtPath} has ${gt.length} (use --pad-singletons for an ` +
+        `original iter-0 pred_labels.txt that omits trailing singletons)`,
+    );
+  }
+  return evaluateLabels(gt, pred, options.metric ?? "all");
 }

@@ -8,8 +8,8 @@
  * objects, so part1 scale (584K nodes × 80 neighbours) takes seconds.
  * @module
  */
-import { LtcError } from "./errors.ts";
-import type { KnnGraph } from "./knn_file.ts";
+import { LtcError } from "../shared/errors.ts";
+import type { KnnGraph } from "../shared/knn_file.ts";
 
 /** Disjoint sets over `0..n-1` with union by size and path halving. */
 export class UnionFind {
@@ -433,4 +433,56 @@ export function connectedComponents(n: number, e1: ArrayLike<number>, e2: ArrayL
     label[i] = root2c[r]!;
   }
   return { n, label, count };
+}
+
+/**
+ * The original's sparse kNN matrix (`fast_knns2spmat`) as CSR rows with sorted columns: entries (i, j), j ≠ i,
+ * j ≠ −1, whose weight w (= similarity `1 − dist` when `useSim`, else the distance) is ≥ `th`; a neighbour listed
+ * twice in a row is summed, as scipy does when building the matrix.
+ */
+export function knnToCsr(
+  knn: KnnGraph,
+  options: { th: number; useSim: boolean },
+): { indptr: Int32Array; indices: Int32Array; data: Float64Array } {
+  const { n, k, nbrs, dists } = knn;
+  const indptr = new Int32Array(n + 1);
+  const slot = new Int32Array(n).fill(-1);
+  let indices = new Int32Array(0), data = new Float64Array(0);
+  // Two passes over the same entries: the first only counts each row's distinct kept columns, so the second writes
+  // into arrays of their final size (an N × k float64 scratch would be 375 MB at MS1M part1 size).
+  for (const fill of [false, true]) {
+    slot.fill(-1);
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const start = m;
+      for (let t = 0; t < k; t++) {
+        const j = nbrs[i * k + t]!;
+        if (j < 0 || j === i) continue;
+        const d = dists[i * k + t]!;
+        const w = options.useSim ? 1 - d : d;
+        if (!(w >= options.th)) continue;
+        if (slot[j]! >= start) {
+          if (fill) data[slot[j]!]! += w;
+          continue;
+        }
+        slot[j] = m;
+        if (fill) indices[m] = j, data[m] = w;
+        m++;
+      }
+      if (!fill) continue;
+      // Sort this row by column (rows are short).
+      const len = m - start;
+      if (len > 1) {
+        const order = Array.from({ length: len }, (_, t) => start + t).sort((x, y) => indices[x]! - indices[y]!);
+        const ci = order.map((p) => indices[p]!), cd = order.map((p) => data[p]!);
+        for (let t = 0; t < len; t++) {
+          indices[start + t] = ci[t]!;
+          data[start + t] = cd[t]!;
+        }
+      }
+      indptr[i + 1] = m;
+    }
+    if (!fill) indices = new Int32Array(m), data = new Float64Array(m);
+  }
+  return { indptr, indices, data };
 }

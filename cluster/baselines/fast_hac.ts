@@ -1,0 +1,26 @@
+/**
+ * FastHAC baseline (reference §9.2), single linkage only: connected components of all pairs within the Euclidean
+ * cut, found by the blocked all-pairs search and decided in float64. Exact.
+ * @module
+ */
+import { LtcError } from "../../shared/errors.ts";
+import type { Features } from "../../shared/features.ts";
+import { type Clustering, connectedComponents } from "../graph.ts";
+import type { BackendChoice } from "../../gpu/device.ts";
+import { pairsWithinDistance } from "../../gpu/knn/mod.ts";
+
+/**
+ * FastHAC with single linkage cut at Euclidean distance `distance` (fastcluster + `fcluster(criterion='distance')`):
+ * connected components of all pairs with float64 distance ≤ the cut.
+ */
+export async function fastHac(
+  features: Features,
+  options: { distance: number; hmethod?: string; backend?: BackendChoice },
+): Promise<Clustering> {
+  const h = options.hmethod ?? "single";
+  if (h !== "single") {
+    throw new LtcError(`baseline fast_hac: hmethod '${h}' is not implemented (only 'single', the original's default)`);
+  }
+  const pairs = await pairsWithinDistance(features, { maxDist: options.distance, backend: options.backend });
+  return connectedComponents(features.n, pairs.i, pairs.j);
+}

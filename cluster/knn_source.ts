@@ -1,0 +1,290 @@
+/**
+ * Where the stages get kNN graphs: building one from features (exact search on a backend, or HNSW, with recall
+ * measured on a sample), the kNN artifact with its sidecar, and loading a dataset's kNN file once per run — built
+ * when missing (the original's `build_knns`).
+ * @module
+ */
+import { join } from "node:path";
+import { isUpToDate, Timings, writeSidecar } from "../shared/artifact.ts";
+import { LtcError } from "../shared/errors.ts";
+import { type Features, readFeatures } from "../shared/features.ts";
+import { knnFileName, type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
+import { log } from "../shared/progress.ts";
+import type { BackendChoice } from "../gpu/device.ts";
+import { exactKnn, hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/mod.ts";
+
+/** kNN methods the proposal stage accepts (the original's choices). */
+export const KNN_METHODS = ["faiss", "hnsw"] as const;
+/** One of {@linkcode KNN_METHODS}. */
+export type KnnMethod = typeof KNN_METHODS[number];
+
+/** kNN methods: `exact` (file name `faiss_…`, as the original's IndexFlatIP) or `hnsw`. `faiss` = `exact`. */
+export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw"] as const;
+export type KnnStageMethod = typeof KNN_STAGE_METHODS[number];
+
+/** Options of {@linkcode buildKnn}. */
+export interface BuildKnnOptions {
+  k: number;
+  /** default `exact` */
+  method?: KnnStageMethod;
+  /** backend of exact search (also used for the HNSW recall sample); default `auto` */
+  backend?: BackendChoice;
+  /** HNSW graph degree, construction beam, search beam, seed, worker shards */
+  hnsw?: { m?: number; efConstruction?: number; ef?: number; seed?: number; shards?: number };
+  /** rows sampled to measure HNSW recall@k against exact search (default 1000; 0 = skip) */
+  recallSample?: number;
+  /** progress bars on stderr (TTY only; default true) */
+  progress?: boolean;
+}
+
+/** Result of {@linkcode buildKnn}. */
+export interface BuildKnnResult {
+  graph: KnnGraph;
+  /** `exact` or `hnsw` */
+  method: "exact" | "hnsw";
+  /** backend label, e.g. `cpu (onnxruntime-node)` */
+  backend: string;
+  /** resolved HNSW parameters (hnsw only) */
+  hnsw?: HnswParams & { shards: number };
+  /** recall@k of the HNSW rows against exact search on a sample (hnsw only) */
+  recall?: { sample: number; recallAtK: number; backend: string };
+  timings: Timings;
+}
+
+/** Evenly spaced sample of `count` row ids out of `n` (deterministic). */
+export function sampleRows(n: number, count: number): Int32Array {
+  const m = Math.min(n, count);
+  const out = new Int32Array(m);
+  for (let t = 0; t < m; t++) out[t] = Math.floor((t * n) / m);
+  return out;
+}
+
+/** Mean |approx row ∩ exact row| / k over the sampled rows (−1 padding never counts). */
+export function recallAtK(approx: KnnGraph, exact: KnnGraph, rows: Int32Array): number {
+  const k = exact.k;
+  let hit = 0;
+  for (let t = 0; t < rows.length; t++) {
+    const i = rows[t]!;
+    const want = new Set<number>();
+    for (let j = 0; j < k; j++) want.add(exact.nbrs[t * k + j]!);
+    for (let j = 0; j < approx.k; j++) {
+      const id = approx.nbrs[i * approx.k + j]!;
+      if (id >= 0 && want.has(id)) hit++;
+    }
+  }
+  return rows.length ? hit / (rows.length * k) : 1;
+}
+
+/**
+ * Build the kNN graph of in-memory features (rows already normalised as wanted): exact inner-product search on the
+ * chosen backend, or HNSW. Other stages call this when a kNN file is missing.
+ */
+export async function buildKnn(features: Features, options: BuildKnnOptions): Promise<BuildKnnResult> {
+  const { k } = options;
+  const method = options.method === "hnsw" ? "hnsw" : "exact";
+  if (!(Number.isInteger(k) && k > 0)) throw new LtcError(`knn: --k must be a positive integer, got ${k}`);
+  if (k >= features.n) {
+    throw new LtcError(`knn: k = ${k} must be smaller than the number of feature rows (${features.n})`);
+  }
+  const timings = new Timings();
+  const backend = options.backend ?? "auto";
+  if (method === "exact") {
+    const r = await timings.stepAsync(
+      "exact_knn",
+      () => exactKnn(features, { k, backend, progress: options.progress }),
+    );
+    return { graph: r.graph, method, backend: r.backend, timings };
+  }
+  const shards = options.hnsw?.shards ?? 1;
+  const h = await timings.stepAsync("hnsw", () => hnswKnn(features, { k, ...options.hnsw, shards }));
+  const graph: KnnGraph = { n: features.n, k, nbrs: h.nbrs, dists: h.dists };
+  const result: BuildKnnResult = {
+    graph,
+    method,
+    backend: `cpu (hnswlib-wasm${h.shards > 1 ? `, ${h.shards} worker shards` : ""})`,
+    hnsw: { ...h.params, shards: h.shards },
+    timings,
+  };
+  const sample = options.recallSample ?? 1000;
+  if (sample > 0) {
+    const rows = sampleRows(features.n, sample);
+    const q = new Float32Array(rows.length * features.dim);
+    rows.forEach((i, t) => q.set(features.data.subarray(i * features.dim, (i + 1) * features.dim), t * features.dim));
+    const ex = await timings.stepAsync(
+      "recall_exact_sample",
+      () =>
+        exactKnn(features, { k, backend, queries: { data: q, n: rows.length, dim: features.dim }, progress: false }),
+    );
+    result.recall = { sample: rows.length, recallAtK: recallAtK(graph, ex.graph, rows), backend: ex.backend };
+  }
+  return result;
+}
+
+/** Options of {@linkcode runKnnStage}. */
+export interface KnnStageOptions extends BuildKnnOptions {
+  prefix: string;
+  name: string;
+  dim?: number;
+  normalize?: boolean;
+  center?: boolean;
+  force?: boolean;
+}
+
+/** Path of the kNN artifact: `PREFIX/knns/NAME/<faiss|hnsw>_k_<k>.npz`. */
+export function knnArtifactPath(prefix: string, name: string, method: KnnStageMethod, k: number): string {
+  return join(prefix, "knns", name, knnFileName(method === "hnsw" ? "hnsw" : "faiss", k));
+}
+
+/** Read features, build (or keep) the kNN artifact and its sidecar; returns the path and whether work was done. */
+export async function runKnnStage(
+  options: KnnStageOptions,
+): Promise<{ path: string; skipped: boolean; result?: BuildKnnResult }> {
+  const method = options.method ?? "exact";
+  const featPath = join(options.prefix, "features", `${options.name}.bin`);
+  const path = knnArtifactPath(options.prefix, options.name, method, options.k);
+  const hnsw = method === "hnsw" ? hnswParams({ k: options.k, ...options.hnsw }) : undefined;
+  const params: Record<string, unknown> = {
+    method: method === "hnsw" ? "hnsw" : "exact",
+    k: options.k,
+    dim: options.dim ?? 256,
+    normalize: options.normalize ?? true,
+    center: options.center ?? false,
+    ...(hnsw ? { hnsw: { ...hnsw, shards: options.hnsw?.shards ?? 1 } } : {}),
+  };
+  if (!options.force && isUpToDate(path, params, [featPath])) {
+    log(`knn: ${path} is up to date (use --force to rebuild)`);
+    return { path, skipped: true };
+  }
+  const t = new Timings();
+  let features: Features | null = t.step("read_features", () =>
+    readFeatures(featPath, {
+      dim: options.dim ?? 256,
+      normalize: options.normalize ?? true,
+      center: options.center ?? false,
+    }));
+  const result = await buildKnn(features, options);
+  const { n, dim } = features;
+  features = null; // let the rows go before the write's large buffers (part1: 598 MB)
+  t.step("write", () => writeKnn(path, result.graph));
+  for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
+  const flop = 2 * n * n * dim;
+  writeSidecar(path, {
+    stage: "knn",
+    params,
+    inputs: [featPath],
+    backend: result.backend,
+    timings: t,
+    extra: {
+      n,
+      dim,
+      k: options.k,
+      ...(result.method === "exact" && t.steps.exact_knn
+        ? { gflop_per_s: Number((flop / t.steps.exact_knn / 1e9).toFixed(1)) }
+        : {}),
+      ...(result.recall ? { recall: result.recall } : {}),
+    },
+  });
+  log(
+    `knn: wrote ${path} (${n} rows, k ${options.k}, ${result.backend}, ` +
+      `${t.total().toFixed(1)} s${result.recall ? `, recall@${options.k} ${result.recall.recallAtK.toFixed(4)}` : ""})`,
+  );
+  return { path, skipped: false, result };
+}
+
+/** Where the features of a dataset live and how to load them (the original's `BasicDataset`). */
+export interface FeatureSource {
+  /** `.bin` path */
+  path: string;
+  dim?: number;
+  normalize?: boolean;
+  center?: boolean;
+}
+
+/** Lazily loaded features and instance kNN graphs, shared by every parameter set of one run. */
+export class FeatureCache {
+  #features: Features | null = null;
+  /** kNN graphs already read in this run, by path */
+  readonly knns = new Map<string, KnnGraph>();
+  /** @param source the features file; absent when only existing kNN files are used */
+  constructor(readonly source?: FeatureSource) {}
+  /** Row count from the file size alone (no read), or undefined when there is no features file. */
+  rowCount(): number | undefined {
+    if (this.#features) return this.#features.n;
+    if (!this.source) return undefined;
+    try {
+      const size = Deno.statSync(this.source.path).size;
+      const dim = this.source.dim ?? 256;
+      if (size % (4 * dim) !== 0) return undefined;
+      return size / (4 * dim);
+    } catch {
+      return undefined;
+    }
+  }
+  /** The features (read once). */
+  get(): Features {
+    if (this.#features) return this.#features;
+    if (!this.source) throw new LtcError("features are needed here but no features file was given");
+    this.#features = readFeatures(this.source.path, {
+      dim: this.source.dim,
+      normalize: this.source.normalize,
+      center: this.source.center,
+    });
+    return this.#features;
+  }
+}
+
+/**
+ * Load the kNN graph `path`, building it from `features` with exact kNN when the file is missing (the original's
+ * `build_knns`). A graph whose N differs from the features' row count is an error naming both.
+ */
+export async function loadOrBuildKnn(
+  path: string,
+  options: { features: FeatureCache; k: number; knnMethod: KnnMethod; backend?: BackendChoice },
+): Promise<KnnGraph> {
+  const { features } = options;
+  const cached = features.knns.get(path);
+  if (cached && cached.k >= options.k) return cached;
+  let exists = false;
+  try {
+    exists = Deno.statSync(path).isFile;
+  } catch { /* missing */ }
+  let graph: KnnGraph;
+  if (exists) {
+    graph = readKnn(path);
+    if (graph.k < options.k) {
+      throw new LtcError(`${path}: has ${graph.k} neighbours per row, fewer than k = ${options.k}`);
+    }
+  } else {
+    const feats = features.get();
+    log(`proposals: ${path} is missing, building it (${options.knnMethod}, k ${options.k}) over ${feats.n} rows`);
+    const res = await buildKnn(feats, {
+      k: options.k,
+      method: options.knnMethod === "hnsw" ? "hnsw" : "exact",
+      backend: options.backend,
+    });
+    graph = res.graph;
+    writeKnn(path, graph);
+    const src = features.source!;
+    writeSidecar(path, {
+      stage: "knn",
+      params: {
+        method: res.method,
+        k: options.k,
+        dim: src.dim ?? 256,
+        normalize: src.normalize ?? true,
+        center: src.center ?? false,
+        ...(res.hnsw ? { hnsw: res.hnsw } : {}),
+      },
+      inputs: [src.path],
+      backend: res.backend,
+      timings: res.timings,
+      extra: res.recall ? { recall: res.recall } : undefined,
+    });
+  }
+  const n = features.rowCount();
+  if (n !== undefined && n !== graph.n) {
+    throw new LtcError(`${path}: kNN graph has ${graph.n} rows but ${features.source!.path} has ${n}`);
+  }
+  features.knns.set(path, graph);
+  return graph;
+}

@@ -1,0 +1,163 @@
+/**
+ * The results report: one row per method evaluated from its label file (wall time and parameters from its sidecar),
+ * the seed's table in Markdown, and SVG figures (cluster sizes, precision/recall).
+ * @module
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "../shared/artifact.ts";
+import { LtcError } from "../shared/errors.ts";
+import { readLabels, readLabelsPadded } from "../shared/meta.ts";
+import { lineChart, scatterChart, type Series } from "../shared/svg.ts";
+import { type AllMetrics, countClusters, evaluateAll } from "./metrics.ts";
+
+/** One method of the table: its label file and the wall time of the stage that produced it. */
+export interface MethodEntry {
+  method: string;
+  pred_labels: string;
+  /** seconds, from the label file's sidecar (`timings_s.total`); NaN when it has none */
+  wall_s: number;
+  params?: Record<string, unknown>;
+}
+
+interface Sidecar {
+  params?: Record<string, unknown>;
+  timings_s?: { total?: number };
+}
+
+/** The sidecar `<file>.meta.json` written beside a label file by the stage that made it, if any. */
+function readSidecarOf(path: string): Sidecar | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Parse `Label=path/to/pred_labels.txt` specs, in table order. The wall time and parameters come from the label
+ * file's sidecar (`<file>.meta.json`) when there is one.
+ */
+export function parseMethodSpecs(specs: string[]): MethodEntry[] {
+  if (specs.length === 0) throw new LtcError("report: give at least one --method LABEL=PRED_LABELS");
+  return specs.map((spec) => {
+    const eq = spec.lastIndexOf("=");
+    if (eq <= 0) throw new LtcError(`report: --method '${spec}' must look like LABEL=path/to/pred_labels.txt`);
+    const method = spec.slice(0, eq), path = spec.slice(eq + 1);
+    const side = readSidecarOf(path);
+    return { method, pred_labels: path, wall_s: Number(side?.timings_s?.total ?? NaN), params: side?.params };
+  });
+}
+
+/** A row of the results table. */
+export interface ResultRow extends MethodEntry {
+  metrics: AllMetrics;
+  clusters: number;
+}
+
+/** Evaluate every entry against the ground truth. */
+export function evaluateEntries(entries: MethodEntry[], gt: Int32Array): ResultRow[] {
+  return entries.map((e) => {
+    const pred = readLabelsPadded(e.pred_labels, gt.length);
+    return { ...e, metrics: evaluateAll(gt, pred), clusters: countClusters(pred) };
+  });
+}
+
+const pct = (v: number) => (v * 100).toFixed(2);
+
+/** The results table in the seed's format (pairwise P/R/F), then BCubed F, NMI, clusters and wall time. */
+export function formatTable(rows: ResultRow[]): string {
+  const lines = [
+    "| Method | Precision | Recall | F-score | BCubed F | NMI | #clusters | Time (s) |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    const m = r.metrics;
+    lines.push(
+      `| ${r.method} | ${pct(m.pairwise.precision)} | ${pct(m.pairwise.recall)} | ${pct(m.pairwise.fscore)} | ` +
+        `${pct(m.bcubed.fscore)} | ${pct(m.nmi)} | ${r.clusters} | ${
+          Number.isFinite(r.wall_s) ? r.wall_s.toFixed(1) : "–"
+        } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Cluster-size histogram on doubling bins: [1], [2], [3,4], [5,8], … → (bin upper edge, clusters in bin). */
+export function sizeHistogram(labels: Int32Array): [number, number][] {
+  const sizes = new Map<number, number>();
+  for (const l of labels) sizes.set(l, (sizes.get(l) ?? 0) + 1);
+  const bins = new Map<number, number>();
+  for (const s of sizes.values()) {
+    const edge = s <= 1 ? 1 : 2 ** Math.ceil(Math.log2(s));
+    bins.set(edge, (bins.get(edge) ?? 0) + 1);
+  }
+  return [...bins.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+const lowerTenth = (vals: number[]) => Math.max(0, Math.floor(Math.min(...vals) * 10 - 0.5) / 10);
+
+/** Write report.md, the two SVG figures and results.json into the run folder; returns the table text. */
+export function writeReport(
+  runDir: string,
+  gtPath: string,
+  options: { methods: string[]; title?: string },
+): string {
+  const entries = parseMethodSpecs(options.methods);
+  const gt = readLabels(gtPath);
+  const rows = evaluateEntries(entries, gt);
+  const table = formatTable(rows);
+  const sizeSeries: Series[] = [{ name: "ground truth", points: sizeHistogram(gt), dashed: true }];
+  for (const r of rows) {
+    sizeSeries.push({ name: r.method, points: sizeHistogram(readLabelsPadded(r.pred_labels, gt.length)) });
+  }
+  writeFileAtomic(
+    join(runDir, "cluster_sizes.svg"),
+    lineChart(sizeSeries, {
+      title: "Cluster-size distribution",
+      xLabel: "cluster size (upper edge of doubling bin)",
+      yLabel: "number of clusters",
+      logX: true,
+      logY: true,
+    }),
+  );
+  const prSeries: Series[] = rows.map((r) => ({
+    name: r.method,
+    points: [[r.metrics.pairwise.recall, r.metrics.pairwise.precision]],
+  }));
+  writeFileAtomic(
+    join(runDir, "precision_recall.svg"),
+    scatterChart(prSeries, {
+      title: "Pairwise precision vs recall",
+      xLabel: "recall",
+      yLabel: "precision",
+      // zoom to the methods (from a tenth below the lowest), up to 1
+      xRange: [lowerTenth(rows.map((r) => r.metrics.pairwise.recall)), 1],
+      yRange: [lowerTenth(rows.map((r) => r.metrics.pairwise.precision)), 1],
+    }),
+  );
+  const title = options.title ?? `Results: ${gtPath}`;
+  const md = [
+    `# ${title}`,
+    "",
+    `Ground truth: \`${gtPath}\` (${gt.length} samples, ${countClusters(gt)} identities).`,
+    "",
+    "Pairwise precision / recall / F-score (the seed's table), then BCubed F-score, NMI (all ×100), the number of",
+    "predicted clusters and the wall time of the method's own stages.",
+    "",
+    table,
+    "",
+    "![cluster sizes](cluster_sizes.svg)",
+    "",
+    "![precision vs recall](precision_recall.svg)",
+    "",
+    "## Parameters",
+    "",
+    ...rows.map((r) =>
+      `- **${r.method}**: \`${r.pred_labels}\` ${r.params ? "`" + JSON.stringify(r.params) + "`" : ""}`
+    ),
+    "",
+  ].join("\n");
+  writeFileAtomic(join(runDir, "report.md"), md);
+  writeFileAtomic(join(runDir, "results.json"), JSON.stringify(rows, null, 2) + "\n");
+  return table;
+}
