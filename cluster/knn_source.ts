@@ -135,49 +135,52 @@ export function knnArtifactPath(prefix: string, name: string, method: KnnStageMe
   return join(prefix, "knns", name, knnFileName(method === "hnsw" ? "hnsw" : "faiss", k));
 }
 
-/** Read features, build (or keep) the kNN artifact and its sidecar; returns the path and whether work was done. */
-export async function runKnnStage(
-  options: KnnStageOptions,
-): Promise<{ path: string; skipped: boolean; result?: BuildKnnResult }> {
-  const method = options.method ?? "exact";
-  const featPath = join(options.prefix, "features", `${options.name}.bin`);
-  const path = knnArtifactPath(options.prefix, options.name, method, options.k);
-  const hnsw = method === "hnsw" ? hnswParams({ k: options.k, ...options.hnsw }) : undefined;
-  const params: Record<string, unknown> = {
+/** The parameters a kNN artifact's sidecar records: what decides whether the file is up to date. */
+function knnArtifactParams(
+  method: KnnStageMethod,
+  k: number,
+  source: FeatureSource,
+  hnsw?: BuildKnnOptions["hnsw"],
+): Record<string, unknown> {
+  return {
     method: method === "hnsw" ? "hnsw" : "exact",
-    k: options.k,
-    dim: options.dim ?? 256,
-    normalize: options.normalize ?? true,
-    center: options.center ?? false,
-    ...(hnsw ? { hnsw: { ...hnsw, shards: options.hnsw?.shards ?? 1 } } : {}),
+    k,
+    dim: source.dim ?? 256,
+    normalize: source.normalize ?? true,
+    center: source.center ?? false,
+    ...(method === "hnsw" ? { hnsw: { ...hnswParams({ k, ...hnsw }), shards: hnsw?.shards ?? 1 } } : {}),
   };
-  if (!options.force && isUpToDate(path, params, [featPath])) {
-    log(`knn: ${path} is up to date (use --force to rebuild)`);
-    return { path, skipped: true };
-  }
+}
+
+/**
+ * Build the kNN graph of a feature file and write it to `path` (the original's layout) with its sidecar: parameters,
+ * input hash, backend, timings, the GEMM rate of exact search and, for HNSW, recall on a sample. With `release` the
+ * features are dropped from the cache before the write's large buffers (part1: 598 MB).
+ */
+export async function writeKnnArtifact(
+  path: string,
+  options: BuildKnnOptions & { features: FeatureCache; method: KnnStageMethod; release?: boolean },
+): Promise<BuildKnnResult> {
+  const { features, k } = options;
+  const source = features.source;
+  if (!source) throw new LtcError(`${path}: is missing and no features file was given to build it from`);
   const t = new Timings();
-  let features: Features | null = t.step("read_features", () =>
-    readFeatures(featPath, {
-      dim: options.dim ?? 256,
-      normalize: options.normalize ?? true,
-      center: options.center ?? false,
-    }));
-  const result = await buildKnn(features, options);
-  const { n, dim } = features;
-  features = null; // let the rows go before the write's large buffers (part1: 598 MB)
+  const { n, dim } = t.step("read_features", () => features.get());
+  const result = await buildKnn(features.get(), options);
+  if (options.release) features.release();
   t.step("write", () => writeKnn(path, result.graph));
   for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
   const flop = 2 * n * n * dim;
   writeSidecar(path, {
     stage: "knn",
-    params,
-    inputs: [featPath],
+    params: knnArtifactParams(options.method, k, source, options.hnsw),
+    inputs: [source.path],
     backend: result.backend,
     timings: t,
     extra: {
       n,
       dim,
-      k: options.k,
+      k,
       ...(result.method === "exact" && t.steps.exact_knn
         ? { gflop_per_s: Number((flop / t.steps.exact_knn / 1e9).toFixed(1)) }
         : {}),
@@ -185,9 +188,35 @@ export async function runKnnStage(
     },
   });
   log(
-    `knn: wrote ${path} (${n} rows, k ${options.k}, ${result.backend}, ` +
-      `${t.total().toFixed(1)} s${result.recall ? `, recall@${options.k} ${result.recall.recallAtK.toFixed(4)}` : ""})`,
+    `knn: wrote ${path} (${n} rows, k ${k}, ${result.backend}, ` +
+      `${t.total().toFixed(1)} s${result.recall ? `, recall@${k} ${result.recall.recallAtK.toFixed(4)}` : ""})`,
   );
+  return result;
+}
+
+/** The kNN stage: build the artifact of `PREFIX/features/NAME.bin` unless it is up to date. */
+export async function runKnnStage(
+  options: KnnStageOptions,
+): Promise<{ path: string; skipped: boolean; result?: BuildKnnResult }> {
+  const method = options.method ?? "exact";
+  const source: FeatureSource = {
+    path: join(options.prefix, "features", `${options.name}.bin`),
+    dim: options.dim ?? 256,
+    normalize: options.normalize ?? true,
+    center: options.center ?? false,
+  };
+  const path = knnArtifactPath(options.prefix, options.name, method, options.k);
+  const params = knnArtifactParams(method, options.k, source, options.hnsw);
+  if (!options.force && isUpToDate(path, params, [source.path])) {
+    log(`knn: ${path} is up to date (use --force to rebuild)`);
+    return { path, skipped: true };
+  }
+  const result = await writeKnnArtifact(path, {
+    ...options,
+    method,
+    features: new FeatureCache(source),
+    release: true,
+  });
   return { path, skipped: false, result };
 }
 
@@ -219,6 +248,10 @@ export class FeatureCache {
     } catch {
       return undefined;
     }
+  }
+  /** Forget the features read (a later {@linkcode get} reads them again). */
+  release(): void {
+    this.#features = null;
   }
   /** The features (read once). */
   get(): Features {
@@ -255,31 +288,9 @@ export async function loadOrBuildKnn(
       throw new LtcError(`${path}: has ${graph.k} neighbours per row, fewer than k = ${options.k}`);
     }
   } else {
-    const feats = features.get();
-    log(`proposals: ${path} is missing, building it (${options.knnMethod}, k ${options.k}) over ${feats.n} rows`);
-    const res = await buildKnn(feats, {
-      k: options.k,
-      method: options.knnMethod === "hnsw" ? "hnsw" : "exact",
-      backend: options.backend,
-    });
-    graph = res.graph;
-    writeKnn(path, graph);
-    const src = features.source!;
-    writeSidecar(path, {
-      stage: "knn",
-      params: {
-        method: res.method,
-        k: options.k,
-        dim: src.dim ?? 256,
-        normalize: src.normalize ?? true,
-        center: src.center ?? false,
-        ...(res.hnsw ? { hnsw: res.hnsw } : {}),
-      },
-      inputs: [src.path],
-      backend: res.backend,
-      timings: res.timings,
-      extra: res.recall ? { recall: res.recall } : undefined,
-    });
+    log(`knn: ${path} is missing, building it (${options.knnMethod}, k ${options.k})`);
+    const method = options.knnMethod === "hnsw" ? "hnsw" : "exact";
+    graph = (await writeKnnArtifact(path, { features, k: options.k, method, backend: options.backend })).graph;
   }
   const n = features.rowCount();
   if (n !== undefined && n !== graph.n) {

@@ -40,7 +40,7 @@ import { log } from "../shared/progress.ts";
 import {
   BASELINE_DEFAULTS,
   BASELINE_METHODS,
-  type BaselineMethod,
+  baselineByName,
   type BaselineParams,
   baselineParamString,
   runBaseline,
@@ -84,7 +84,8 @@ const spec: CliSpec = {
 };
 
 async function main(args: CliArgs): Promise<void> {
-  const method = args.reqStr("method") as BaselineMethod;
+  const method = args.reqStr("method");
+  const baseline = baselineByName(method);
   const prefix = args.reqStr("prefix"), name = args.reqStr("name");
   const p: BaselineParams = {
     method,
@@ -97,7 +98,7 @@ async function main(args: CliArgs): Promise<void> {
     hmethod: args.reqStr("hmethod"),
     n_clusters: args.num("n-clusters"),
     batch_size: args.num("batch-size"),
-    seed: args.optNum("seed") ?? (method === "mini_batch_kmeans" ? 0 : 42),
+    seed: args.optNum("seed") ?? baseline.defaultSeed ?? BASELINE_DEFAULTS.seed,
     iters: args.num("iters"),
     max_sz: args.num("max-sz"),
     step: args.num("step"),
@@ -120,11 +121,10 @@ async function main(args: CliArgs): Promise<void> {
     } catch { /* no ground truth */ }
   }
   const knnPath = join(prefix, "knns", name, knnFileName(p.knn_method, p.knn));
-  const usesKnn = !["aro", "fast_hac", "mini_batch_kmeans"].includes(method);
   const params = { ...p, dim: args.num("dim"), normalize: !args.bool("no-normalize"), center: args.bool("center") };
   const timings = new Timings();
   let labels: Int32Array;
-  const inputs = usesKnn ? [knnPath] : [featPath];
+  const inputs = baseline.input === "knn" ? [knnPath] : [featPath];
   if (!args.bool("force") && isFile(inputs[0]!) && isUpToDate(out, params, inputs)) {
     log(`baseline: ${out} is up to date`);
     labels = readLabels(out);

@@ -7,7 +7,9 @@
 import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import type { KnnGraph } from "../../shared/knn_file.ts";
-import { type Clustering, labelsToClustering } from "../graph.ts";
+import { pyFloatStr } from "../../shared/py_format.ts";
+import type { Baseline } from "./baseline.ts";
+import { type Clustering, clusteringToLabels, labelsToClustering } from "../graph.ts";
 import type { BackendChoice } from "../../gpu/device.ts";
 import { exactKnn } from "../../gpu/knn/mod.ts";
 
@@ -111,3 +113,20 @@ export function knnAro(knn: KnnGraph, options: { knn?: number; thSim: number }):
   }
   return aroCluster(nbrs, { n: knn.n, k, thSim: options.thSim });
 }
+
+/** `aro`: approximate rank-order on the exact kNN of the features. */
+export const ARO: Baseline = {
+  name: "aro",
+  input: "features",
+  paramString: (p) => `k_${p.knn}_th_${pyFloatStr(p.th_sim)}`,
+  run: async (p, data) =>
+    clusteringToLabels(await aro(data.features(), { knn: p.knn, thSim: p.th_sim, backend: data.backend })),
+};
+
+/** `knn_aro`: approximate rank-order on the stored kNN file rows. */
+export const KNN_ARO: Baseline = {
+  name: "knn_aro",
+  input: "knn",
+  paramString: (p) => `${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}`,
+  run: async (p, data) => clusteringToLabels(knnAro(await data.knn(), { knn: p.knn, thSim: p.th_sim })),
+};

@@ -3,7 +3,9 @@
  * @module
  */
 import type { KnnGraph } from "../../shared/knn_file.ts";
-import { type Clustering, filterKnns, graphPropagation } from "../graph.ts";
+import { pyFloatStr } from "../../shared/py_format.ts";
+import type { Baseline } from "./baseline.ts";
+import { type Clustering, clusteringToLabels, filterKnns, graphPropagation } from "../graph.ts";
 
 /** CDP single model: kNN pairs with sim > th (strict), then graph propagation (reference §9.2). */
 export function cdp(
@@ -18,3 +20,13 @@ export function cdp(
     n: knn.n,
   }).clustering;
 }
+
+/** `cdp`: the single-model CDP baseline. */
+export const CDP: Baseline = {
+  name: "cdp",
+  input: "knn",
+  paramString: (p) =>
+    `${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}_maxsz_${p.max_sz}_step_${pyFloatStr(p.step)}`,
+  run: async (p, data) =>
+    clusteringToLabels(cdp(await data.knn(), { th: p.th_sim, maxSz: p.max_sz, step: p.step, maxIter: p.max_iter })),
+};

@@ -6,8 +6,10 @@
  * @module
  */
 import type { KnnGraph } from "../../shared/knn_file.ts";
+import { pyFloatStr } from "../../shared/py_format.ts";
 import { Mt19937 } from "../../shared/random.ts";
-import { type Clustering, knnToCsr, labelsToClustering } from "../graph.ts";
+import type { Baseline } from "./baseline.ts";
+import { type Clustering, clusteringToLabels, knnToCsr, labelsToClustering } from "../graph.ts";
 
 /**
  * Chinese Whispers (reference §9.2) on the kNN graph with similarity ≥ `thSim`: `iters` rounds, each visiting all
@@ -98,3 +100,13 @@ export function chineseWhispers(knn: KnnGraph, options: { thSim: number; iters?:
   }
   return labelsToClustering(cluster);
 }
+
+/** `chinese_whispers`: the original's Chinese Whispers over the thresholded kNN graph. */
+export const CHINESE_WHISPERS: Baseline = {
+  name: "chinese_whispers",
+  input: "knn",
+  defaultSeed: 42,
+  paramString: (p) => `${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}_iters_${p.iters}`,
+  run: async (p, data) =>
+    clusteringToLabels(chineseWhispers(await data.knn(), { thSim: p.th_sim, iters: p.iters, seed: p.seed })),
+};

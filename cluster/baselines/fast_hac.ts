@@ -5,7 +5,9 @@
  */
 import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
-import { type Clustering, connectedComponents } from "../graph.ts";
+import { pyFloatStr } from "../../shared/py_format.ts";
+import type { Baseline } from "./baseline.ts";
+import { type Clustering, clusteringToLabels, connectedComponents } from "../graph.ts";
 import type { BackendChoice } from "../../gpu/device.ts";
 import { pairsWithinDistance } from "../../gpu/knn/mod.ts";
 
@@ -24,3 +26,14 @@ export async function fastHac(
   const pairs = await pairsWithinDistance(features, { maxDist: options.distance, backend: options.backend });
   return connectedComponents(features.n, pairs.i, pairs.j);
 }
+
+/** `fast_hac`: single-linkage HAC cut at a Euclidean distance. */
+export const FAST_HAC: Baseline = {
+  name: "fast_hac",
+  input: "features",
+  paramString: (p) => `dist_${pyFloatStr(p.distance)}_hmethod_${p.hmethod}`,
+  run: async (p, data) =>
+    clusteringToLabels(
+      await fastHac(data.features(), { distance: p.distance, hmethod: p.hmethod, backend: data.backend }),
+    ),
+};

@@ -3,6 +3,9 @@
  * @module
  */
 import type { KnnGraph } from "../../shared/knn_file.ts";
+import { relabelDense } from "../../shared/meta.ts";
+import { pyFloatStr } from "../../shared/py_format.ts";
+import type { Baseline } from "./baseline.ts";
 import { knnToCsr } from "../graph.ts";
 
 /**
@@ -44,3 +47,13 @@ export function knnDbscan(knn: KnnGraph, options: { eps: number; minSamples: num
   }
   return labels;
 }
+
+/** `knn_dbscan`: DBSCAN on the kNN distance graph; noise becomes singletons. */
+export const KNN_DBSCAN: Baseline = {
+  name: "knn_dbscan",
+  input: "knn",
+  paramString: (p) =>
+    `eps_${pyFloatStr(p.eps)}_min_${p.min_samples}_${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}`,
+  run: async (p, data) =>
+    relabelDense(knnDbscan(await data.knn(), { eps: p.eps, minSamples: p.min_samples, thSim: p.th_sim }), -1),
+};

@@ -10,8 +10,10 @@
  */
 import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
+import { relabelDense } from "../../shared/meta.ts";
 import { log, Progress } from "../../shared/progress.ts";
 import { Mt19937 } from "../../shared/random.ts";
+import type { Baseline } from "./baseline.ts";
 import { dotAt, gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "../../gpu/knn/mod.ts";
 
 /**
@@ -534,3 +536,15 @@ async function miniBatchKmeansRun(
   assign.done();
   return label;
 }
+
+/** `mini_batch_kmeans`: sklearn 0.22's MiniBatchKMeans on the features. */
+export const MINI_BATCH_KMEANS: Baseline = {
+  name: "mini_batch_kmeans",
+  input: "features",
+  defaultSeed: 0,
+  paramString: (p) => `n_${p.n_clusters}_bs_${p.batch_size}`,
+  run: async (p, data) =>
+    relabelDense(
+      await miniBatchKmeans(data.features(), { nClusters: p.n_clusters, batchSize: p.batch_size, seed: p.seed }),
+    ),
+};
