@@ -1,6 +1,7 @@
 /**
- * Stage `baseline`: the clustering baselines of the original's results table (reference §9), one exported function
- * per method, plus the original driver's output layout (`tools/baseline_cluster.py`).
+ * Stage `baseline`: run one clustering baseline of the original's results table (reference §9; the methods live in
+ * `cluster/baselines/`, one file each) with the original driver's parameter names and output layout
+ * (`tools/baseline_cluster.py`).
  *
  *     deno task baseline --method knn_dbscan --prefix data --name part1_test --eps 0.25 --min-samples 1 --th-sim 0
  *
@@ -28,6 +29,8 @@
  *   other way and the result is not bit-identical to sklearn's. At scale an onnxruntime float32 SGEMM screens the
  *   row–centre pairs and only the pairs its error bound leaves open are computed in float64, which gives exactly
  *   the scalar loops' labels (part1 scale, k = 8573: ≈ 4.5 min on 2 shared cores; scalar loops alone ≈ 2 h).
+ *
+ * The code behind it: `cluster/baselines/`.
  * @module
  */
 import { join } from "node:path";

@@ -11,6 +11,8 @@
  * (`{'tot_inst_num': N, 'proposal_folders': [...]}`). Output, as the original names it:
  * `<pred-score without .npz>_th_iou_<th_iou>_pos_<th_pos>_pred_label.txt` with Python float formatting
  * (`_th_iou_1.0_pos_-1.0_pred_label.txt`). With `--gt-labels` the metrics are printed and kept in the sidecar.
+ *
+ * The code behind it: `cluster/deoverlap.ts`.
  * @module
  */
 import { Timings, writeSidecar } from "../shared/artifact.ts";

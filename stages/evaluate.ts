@@ -7,6 +7,8 @@
  * `--pad-singletons` (the original's iter-0 `pred_labels.txt` omits trailing unassigned rows).
  * Output: a table on stdout; with `--json` exactly
  * `{"pairwise": {"precision", "recall", "fscore"}, "bcubed": {…}, "nmi": x}` (only the metrics asked for).
+ *
+ * The code behind it: `cluster/metrics.ts`.
  * @module
  */
 import { writeFileAtomic } from "../shared/artifact.ts";

@@ -10,6 +10,8 @@
  * normally first, distance = 1 − cosine. A sidecar `<file>.meta.json` records backend, adapter, timings and, for
  * HNSW, recall@k against exact search on a sample of rows. An up-to-date artifact (same parameters, same input
  * bytes) is kept unless `--force`.
+ *
+ * The code behind it: `cluster/knn_source.ts`.
  * @module
  */
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";

@@ -22,6 +22,8 @@
  *   `list(set(nodes))`); edges follow from that order. The contents are the same sets.
  * - Outputs are reused only when the sidecar shows the same parameters and input bytes; the original reuses any
  *   existing `pred_labels.txt`.
+ *
+ * The code behind it: `cluster/proposals/`.
  * @module
  */
 import { join } from "node:path";

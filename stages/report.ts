@@ -9,6 +9,8 @@
  * Metrics are computed here from the label files, so the table can never disagree with the artifacts.
  * Outputs: the table on stdout, `RUN/report.md`, `RUN/cluster_sizes.svg`, `RUN/precision_recall.svg`,
  * `RUN/results.json`.
+ *
+ * The code behind it: `cluster/report.ts`.
  * @module
  */
 import { type CliSpec, parseCli } from "../shared/cli.ts";

@@ -8,6 +8,8 @@
  *
  * Writes `OPREFIX/features/NAME_train.bin`, `OPREFIX/labels/NAME_train.meta` and the same for `NAME_test`, rows in
  * their original relative order and raw (not normalised: later stages normalise or centre as asked).
+ *
+ * The code behind it: `cluster/split.ts`.
  * @module
  */
 import { join } from "node:path";

@@ -18,6 +18,8 @@
  *   (image quality: blurred or occluded faces are far from everyone);
  * - a share `--mislabel` of samples carries an identity's label but the face of another (annotation noise).
  * Sample order is shuffled. Everything derives from `--seed`, so the same options give byte-identical files.
+ *
+ * The code behind it: `cluster/synth.ts`.
  * @module
  */
 import { Timings } from "../shared/artifact.ts";

@@ -12,6 +12,8 @@
  *
  * Deliberate difference: each epoch gets a fresh seeded shuffle; the original (non-distributed sampler that never
  * advances its epoch) repeats the same permutation every epoch.
+ *
+ * The code behind it: `cluster/train.ts`.
  * @module
  */
 import { basename, join } from "node:path";

@@ -16,6 +16,8 @@
  * `<output-folder>/<output-name>_th_iou_<th_iou>_pos_<th_pos>_pred_labels.txt` — the thresholds print as the
  * original does: `1` / `-1` when left at their (int) defaults, Python floats (`0.5`, `1.0`) when given. The metrics
  * are printed and stored in the sidecar.
+ *
+ * The code behind it: `cluster/upper_bound.ts`.
  * @module
  */
 import { join } from "node:path";
