@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { Timings, writeFileAtomic, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, Timings, writeFileAtomic, writeSidecar } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { readFeatures } from "../shared/features.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
@@ -38,8 +38,10 @@ export interface DetectOptions {
   featPath: string;
   labelPath?: string;
   proposalFolders: string[];
-  /** checkpoint (`.pth` or ours); absent = randomly initialised model (the original's `random`) */
+  /** checkpoint (`.pth` or ours); required unless `randomInit` */
   loadFrom?: string;
+  /** score with a randomly initialised model (the original's `random`) when there is no checkpoint, on purpose */
+  randomInit?: boolean;
   workDir: string;
   backend?: BackendChoice;
   woWeight?: boolean;
@@ -85,6 +87,13 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
   if (gt && gt.length !== feats.n) {
     throw new LtcError(`${options.labelPath}: has ${gt.length} labels but ${options.featPath} has ${feats.n} rows`);
   }
+  ensureWritable(join(options.workDir, "pred_labels.txt"));
+  if (!options.loadFrom && !options.randomInit) {
+    throw new LtcError(
+      "detect: no checkpoint given (--load-from); to score with an untrained, randomly initialised model on purpose, " +
+        "pass --random-init",
+    );
+  }
   const ckpt = options.loadFrom ? loadCheckpoint(options.loadFrom, { featureDim: dim }) : null;
   if (ckpt && options.model) {
     const want = [options.model.featureDim, ...options.model.hiddenDims].join("→");
@@ -96,7 +105,7 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
       options.model ?? { ...DEFAULT_GCN_CONFIG, featureDim: dim },
       new Rng(options.seed ?? 42, RNG_STREAM.init),
     );
-  const files = listProposalFiles(options.proposalFolders);
+  const files = listProposalFiles(options.proposalFolders, { features: options.featPath });
   const nodes = timings.step("read_nodes", () => readAllNodes(files, feats.n));
   const engine = await createEngine(weights, options.backend ?? "auto");
   let scores: Float32Array;

@@ -5,7 +5,15 @@
  * @module
  */
 import { join } from "node:path";
-import { isUpToDate, Timings, writeSidecar } from "../shared/artifact.ts";
+import {
+  checkFresh,
+  ensureWritable,
+  isFile,
+  isUpToDate,
+  readSidecar,
+  Timings,
+  writeSidecar,
+} from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { type Features, readFeatures } from "../shared/features.ts";
 import { knnFileName, type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
@@ -211,6 +219,7 @@ export async function runKnnStage(
     log(`knn: ${path} is up to date (use --force to rebuild)`);
     return { path, skipped: true };
   }
+  ensureWritable(path);
   const result = await writeKnnArtifact(path, {
     ...options,
     method,
@@ -267,28 +276,66 @@ export class FeatureCache {
 }
 
 /**
+ * Why the kNN file `path` must not be used with these features, or null when it may: a run of ours that was
+ * interrupted, an input that changed after it was built (the features above all), or features read with other
+ * settings (dim, normalisation, centring) than those it was built from. Files without a sidecar (the original's
+ * downloads) are taken as they are.
+ */
+export function staleKnnReason(path: string, features: FeatureCache): LtcError | null {
+  const hint = `rebuild it (deno task knn … --force, or --force here)`;
+  try {
+    checkFresh(path, { features: features.source?.path, hint });
+  } catch (err) {
+    if (err instanceof LtcError) return err;
+    throw err;
+  }
+  const side = readSidecar(path);
+  const src = features.source;
+  if (side?.stage === "knn" && side.params && src) {
+    const want = { dim: src.dim ?? 256, normalize: src.normalize ?? true, center: src.center ?? false };
+    for (const [key, value] of Object.entries(want)) {
+      if (key in side.params && side.params[key] !== value) {
+        return new LtcError(
+          `${path}: was built with ${key} = ${
+            side.params[key]
+          }, but ${src.path} is read with ${key} = ${value}; ${hint}`,
+        );
+      }
+    }
+  }
+  return null;
+}
+
+/**
  * Load the kNN graph `path`, building it from `features` with exact kNN when the file is missing (the original's
- * `build_knns`). A graph whose N differs from the features' row count is an error naming both.
+ * `build_knns`). A file that is stale for these features ({@linkcode staleKnnReason}) is an error naming both,
+ * or is rebuilt with `force`. A graph whose N differs from the features' row count is an error naming both.
  */
 export async function loadOrBuildKnn(
   path: string,
-  options: { features: FeatureCache; k: number; knnMethod: KnnMethod; backend?: BackendChoice },
+  options: { features: FeatureCache; k: number; knnMethod: KnnMethod; backend?: BackendChoice; force?: boolean },
 ): Promise<KnnGraph> {
   const { features } = options;
   const cached = features.knns.get(path);
   if (cached && cached.k >= options.k) return cached;
-  let exists = false;
-  try {
-    exists = Deno.statSync(path).isFile;
-  } catch { /* missing */ }
+  if (!(Number.isInteger(options.k) && options.k >= 1)) {
+    throw new LtcError(`${path}: k must be a positive integer, got ${options.k}`);
+  }
+  let build = !isFile(path);
+  if (!build) {
+    const stale = staleKnnReason(path, features);
+    if (stale && !options.force) throw stale;
+    build = stale !== null;
+  }
   let graph: KnnGraph;
-  if (exists) {
+  if (!build) {
     graph = readKnn(path);
     if (graph.k < options.k) {
       throw new LtcError(`${path}: has ${graph.k} neighbours per row, fewer than k = ${options.k}`);
     }
   } else {
-    log(`knn: ${path} is missing, building it (${options.knnMethod}, k ${options.k})`);
+    ensureWritable(path);
+    log(`knn: building ${path} (${options.knnMethod}, k ${options.k})`);
     const method = options.knnMethod === "hnsw" ? "hnsw" : "exact";
     graph = (await writeKnnArtifact(path, { features, k: options.k, method, backend: options.backend })).graph;
   }

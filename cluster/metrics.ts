@@ -250,6 +250,25 @@ export function evaluateLabels(
   }
 }
 
+/**
+ * Read a predicted label file to be compared with `gt` (read from `gtPath`): a length mismatch is an error naming
+ * both files, unless `padSingletons` (the original's iter-0 `pred_labels.txt` omits trailing unclustered rows).
+ */
+export function readPrediction(
+  predPath: string,
+  gt: { path: string; labels: Int32Array },
+  options: { padSingletons?: boolean } = {},
+): Int32Array {
+  const pred = options.padSingletons ? readLabelsPadded(predPath, gt.labels.length) : readLabels(predPath);
+  if (gt.labels.length !== pred.length) {
+    throw new LtcError(
+      `${predPath}: has ${pred.length} labels but ${gt.path} has ${gt.labels.length} (use --pad-singletons for an ` +
+        `original iter-0 pred_labels.txt that omits trailing singletons)`,
+    );
+  }
+  return pred;
+}
+
 /** Read both files and evaluate; a length mismatch is an error naming both files. */
 export function evaluateFiles(
   gtPath: string,
@@ -257,12 +276,6 @@ export function evaluateFiles(
   options: { metric?: MetricName; padSingletons?: boolean } = {},
 ): Partial<AllMetrics> {
   const gt = readLabels(gtPath);
-  const pred = options.padSingletons ? readLabelsPadded(predPath, gt.length) : readLabels(predPath);
-  if (gt.length !== pred.length) {
-    throw new LtcError(
-      `${predPath}: has ${pred.length} labels but ${gtPath} has ${gt.length} (use --pad-singletons for an ` +
-        `original iter-0 pred_labels.txt that omits trailing singletons)`,
-    );
-  }
+  const pred = readPrediction(predPath, { path: gtPath, labels: gt }, options);
   return evaluateLabels(gt, pred, options.metric ?? "all");
 }

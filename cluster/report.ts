@@ -6,9 +6,9 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
-import { readLabels, readLabelsPadded } from "../shared/meta.ts";
+import { readLabels } from "../shared/meta.ts";
 import { lineChart, scatterChart, type Series } from "../shared/svg.ts";
-import { type AllMetrics, countClusters, evaluateAll } from "./metrics.ts";
+import { type AllMetrics, countClusters, evaluateAll, readPrediction } from "./metrics.ts";
 
 /** One method of the table: its label file and the wall time of the stage that produced it. */
 export interface MethodEntry {
@@ -50,15 +50,21 @@ export function parseMethodSpecs(specs: string[]): MethodEntry[] {
 
 /** A row of the results table. */
 export interface ResultRow extends MethodEntry {
+  /** the predicted labels */
+  pred: Int32Array;
   metrics: AllMetrics;
   clusters: number;
 }
 
-/** Evaluate every entry against the ground truth. */
-export function evaluateEntries(entries: MethodEntry[], gt: Int32Array): ResultRow[] {
+/** Evaluate every entry against the ground truth (label files of another length are refused unless padded). */
+export function evaluateEntries(
+  entries: MethodEntry[],
+  gt: { path: string; labels: Int32Array },
+  options: { padSingletons?: boolean } = {},
+): ResultRow[] {
   return entries.map((e) => {
-    const pred = readLabelsPadded(e.pred_labels, gt.length);
-    return { ...e, metrics: evaluateAll(gt, pred), clusters: countClusters(pred) };
+    const pred = readPrediction(e.pred_labels, gt, options);
+    return { ...e, pred, metrics: evaluateAll(gt.labels, pred), clusters: countClusters(pred) };
   });
 }
 
@@ -100,15 +106,15 @@ const lowerTenth = (vals: number[]) => Math.max(0, Math.floor(Math.min(...vals) 
 export function writeReport(
   runDir: string,
   gtPath: string,
-  options: { methods: string[]; title?: string },
+  options: { methods: string[]; title?: string; padSingletons?: boolean },
 ): string {
   const entries = parseMethodSpecs(options.methods);
   const gt = readLabels(gtPath);
-  const rows = evaluateEntries(entries, gt);
+  const rows = evaluateEntries(entries, { path: gtPath, labels: gt }, options);
   const table = formatTable(rows);
   const sizeSeries: Series[] = [{ name: "ground truth", points: sizeHistogram(gt), dashed: true }];
   for (const r of rows) {
-    sizeSeries.push({ name: r.method, points: sizeHistogram(readLabelsPadded(r.pred_labels, gt.length)) });
+    sizeSeries.push({ name: r.method, points: sizeHistogram(r.pred) });
   }
   writeFileAtomic(
     join(runDir, "cluster_sizes.svg"),
@@ -158,6 +164,7 @@ export function writeReport(
     "",
   ].join("\n");
   writeFileAtomic(join(runDir, "report.md"), md);
-  writeFileAtomic(join(runDir, "results.json"), JSON.stringify(rows, null, 2) + "\n");
+  const results = rows.map(({ pred: _pred, ...row }) => row);
+  writeFileAtomic(join(runDir, "results.json"), JSON.stringify(results, null, 2) + "\n");
   return table;
 }

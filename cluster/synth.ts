@@ -10,7 +10,7 @@ import { LtcError } from "../shared/errors.ts";
 import { writeFeatures } from "../shared/features.ts";
 import { writeLabels } from "../shared/meta.ts";
 import { log, Progress } from "../shared/progress.ts";
-import { Rng } from "../gpu/gcn/mod.ts";
+import { Rng } from "../shared/random.ts";
 
 /** Knobs of the generator. */
 export interface SynthParams {
@@ -282,7 +282,7 @@ export function writeSynthSet(
   writeFeatures(featPath, set.features);
   writeLabels(labelPath, set.labels);
   const stats = similarityStats(set);
-  const extra = { n: set.n, identities: params.ids, similarity: stats };
+  const extra = { n: set.n, dim: set.dim, identities: params.ids, similarity: stats };
   writeSidecar(featPath, { stage: "synth", params: { ...params }, inputs: [], timings, extra });
   writeSidecar(labelPath, { stage: "synth", params: { ...params }, inputs: [], timings, extra });
   log(

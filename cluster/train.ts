@@ -4,7 +4,7 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { sidecarPath, Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, sidecarPath, Timings, writeSidecar } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { readFeatures } from "../shared/features.ts";
 import { readLabels } from "../shared/meta.ts";
@@ -67,6 +67,7 @@ export async function trainGcnD(cfg: GcnRunConfig, options: TrainOptions): Promi
   const where = `${cfg.path}: train_data`;
   const data = cfg.trainData;
   if (!data) throw new LtcError(`${cfg.path}: has no train_data section`);
+  ensureWritable(join(options.workDir, "latest.npz"));
   if (!data.featPath) throw new LtcError(`${where}: needs 'feat_path' (or 'name')`);
   const labelPath = data.labelPath ?? (data.name ? join(cfg.prefix, "labels", `${data.name}.meta`) : undefined);
   if (!labelPath) throw new LtcError(`${where}: training needs 'label_path'`);
@@ -80,7 +81,7 @@ export async function trainGcnD(cfg: GcnRunConfig, options: TrainOptions): Promi
     throw new LtcError(`${labelPath}: has ${labels.length} labels but ${data.featPath} has ${features.n} rows`);
   }
   const folders = await resolveProposalFolders(data, cfg, { backend: options.backend, where });
-  const files = listProposalFiles(folders);
+  const files = listProposalFiles(folders, { features: data.featPath });
   const nodes = timings.step("read_nodes", () => readAllNodes(files, features.n));
   const set = new TrainingSet(files, nodes, groundTruth(labels), {
     n: features.n,

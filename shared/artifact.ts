@@ -5,15 +5,130 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { LtcError } from "./errors.ts";
 
 /** Version of this tool, recorded in every sidecar. */
 export const LTC_VERSION = "0.1.0";
 
-/** Create the parent folder of `path` (and its parents). */
+/** Folders whose leftover temp files this process has already cleared. */
+const clearedDirs = new Set<string>();
+
+/**
+ * Create the parent folder of `path` (and its parents) — one clear error when that is not possible — and, once per
+ * folder and process, remove what killed runs left there ({@linkcode removeStaleTemps}).
+ */
 export function ensureParent(path: string): void {
-  Deno.mkdirSync(dirname(path), { recursive: true });
+  const dir = dirname(path);
+  makeDir(dir);
+  if (!clearedDirs.has(dir)) {
+    clearedDirs.add(dir);
+    removeStaleTemps(dir);
+  }
+}
+
+/** `mkdir -p` with one clear error naming the folder. */
+function makeDir(dir: string): void {
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) throw new LtcError(`${dir}: exists and is not a folder`);
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new LtcError(`${dir}: cannot create folder (permission denied)`);
+    }
+    if (err instanceof Deno.errors.NotADirectory) throw new LtcError(`${dir}: a parent of this folder is a file`);
+    throw new LtcError(`${dir}: cannot create folder (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Check, before any work, that `path` can be written: its folder exists or can be made, and a file can be created
+ * in it. Stages call this for every output first, so a read-only destination fails in a second, not after the
+ * compute.
+ */
+export function ensureWritable(path: string): void {
+  ensureParent(path);
+  const probe = `${path}.tmp-${Deno.pid}`;
+  try {
+    Deno.writeFileSync(probe, new Uint8Array(0));
+    Deno.removeSync(probe);
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new LtcError(`${dirname(path)}: cannot write ${path} here (permission denied)`);
+    }
+    throw new LtcError(`${dirname(path)}: cannot write ${path} here (${(err as Error).message})`);
+  }
+}
+
+/** Whether process `pid` is alive; where that cannot be told (no `/proc`), assume it is. */
+function processAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync("/proc/self");
+  } catch {
+    return true;
+  }
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Remove the temp files and folders (`<name>.tmp-<pid>`, `<name>.old-<pid>`) that processes which no longer run left
+ * in `dir` — what a SIGKILL during a write leaves behind. Never touches a live process's temps.
+ */
+export function removeStaleTemps(dir: string): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = /\.(?:tmp|old)-(\d+)$/.exec(e.name);
+    if (!m || processAlive(Number(m[1]))) continue;
+    try {
+      Deno.removeSync(join(dir, e.name), { recursive: true });
+    } catch { /* raced with another cleaner, or not ours to remove */ }
+  }
+}
+
+/**
+ * Build a whole folder atomically: `fill` writes into a temp folder beside `folder`, which then replaces `folder`
+ * (the old one, if any, is moved aside and deleted). Readers see either the old complete folder, nothing, or the
+ * new complete folder — never a partly written one.
+ */
+export function writeFolderAtomic<T>(folder: string, fill: (tmpFolder: string) => T): T {
+  ensureParent(folder);
+  const tmp = `${folder}.tmp-${Deno.pid}`;
+  const old = `${folder}.old-${Deno.pid}`;
+  try {
+    Deno.removeSync(tmp, { recursive: true });
+  } catch { /* none */ }
+  makeDir(tmp);
+  let result: T;
+  try {
+    result = fill(tmp);
+    let hadOld = false;
+    try {
+      Deno.renameSync(folder, old);
+      hadOld = true;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    Deno.renameSync(tmp, folder);
+    if (hadOld) Deno.removeSync(old, { recursive: true });
+  } catch (err) {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* already gone */ }
+    if (err instanceof Deno.errors.PermissionDenied) throw new LtcError(`${folder}: permission denied`);
+    throw err;
+  }
+  return result;
 }
 
 /**
@@ -193,5 +308,99 @@ export function isDir(path: string): boolean {
     return Deno.statSync(path).isDirectory;
   } catch {
     return false;
+  }
+}
+
+/** One input as a sidecar records it. */
+export interface RecordedInput {
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+
+/** A sidecar as read back (the fields every stage writes; stages add their own). */
+export interface SidecarRecord {
+  stage?: string;
+  params?: Record<string, unknown>;
+  inputs?: RecordedInput[];
+  /** set while the artifact is being rebuilt; a finished write replaces the whole sidecar */
+  in_progress?: boolean;
+  [key: string]: unknown;
+}
+
+/**
+ * An artifact's sidecar, or undefined when it has none (the original's own files never do). A sidecar that is not
+ * a JSON object is an error naming it.
+ */
+export function readSidecar(artifact: string): SidecarRecord | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(sidecarPath(artifact));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw new LtcError(`${sidecarPath(artifact)}: cannot read (${(err as Error).message})`);
+  }
+  let side: unknown;
+  try {
+    side = JSON.parse(text);
+  } catch {
+    throw new LtcError(`${sidecarPath(artifact)}: not valid JSON (truncated or corrupt sidecar)`);
+  }
+  if (typeof side !== "object" || side === null || Array.isArray(side)) {
+    throw new LtcError(`${sidecarPath(artifact)}: not a sidecar (expected a JSON object)`);
+  }
+  return side as SidecarRecord;
+}
+
+/**
+ * Mark `artifact` as being rebuilt: its sidecar says `in_progress` until {@linkcode writeSidecar} replaces it, so
+ * an artifact whose run was killed half-way is refused by every reader instead of trusted.
+ */
+export function markInProgress(artifact: string, stage: string): void {
+  writeFileAtomic(sidecarPath(artifact), JSON.stringify({ stage, artifact, in_progress: true }, null, 2) + "\n");
+}
+
+/** Options of {@linkcode checkFresh}. */
+export interface CheckFreshOptions {
+  /** the features file this run uses: the artifact must have been built from the same bytes */
+  features?: string;
+  /** how to rebuild, for the error message (default: "rebuild it with --force") */
+  hint?: string;
+}
+
+/**
+ * Refuse an artifact that a later stage must not trust: one whose run was interrupted (`in_progress` sidecar), or
+ * one built from inputs that have changed since — every input its sidecar records, and through their sidecars
+ * theirs, must still hold the recorded bytes. With `features`, the feature file found along that chain must have
+ * the same bytes as the one given. Artifacts without a sidecar (the original's downloads) are taken as they are.
+ */
+export function checkFresh(artifact: string, options: CheckFreshOptions = {}): void {
+  const hint = options.hint ?? "rebuild it with --force";
+  const seen = new Set<string>();
+  const featureInputs: RecordedInput[] = [];
+  const walk = (a: string, depth: number) => {
+    if (seen.has(a) || depth > 8) return;
+    seen.add(a);
+    const side = readSidecar(a);
+    if (!side) return;
+    if (side.in_progress) throw new LtcError(`${a}: its run was interrupted before it finished; ${hint}`);
+    for (const r of side.inputs ?? []) {
+      if (r.path.endsWith(".bin")) featureInputs.push(r);
+      if (!isFile(r.path)) continue; // moved or renamed since: nothing to compare with
+      if (Deno.statSync(r.path).size !== r.bytes || sha256File(r.path) !== r.sha256) {
+        throw new LtcError(`${a}: was built from ${r.path}, which has changed since; ${hint}`);
+      }
+      walk(r.path, depth + 1);
+    }
+  };
+  walk(artifact, 0);
+  const feats = options.features;
+  if (feats && featureInputs.length > 0) {
+    const sha = sha256File(feats);
+    if (!featureInputs.some((r) => r.sha256 === sha)) {
+      throw new LtcError(
+        `${artifact}: was built from ${featureInputs[0]!.path}, whose bytes differ from ${feats} used now; ${hint}`,
+      );
+    }
   }
 }

@@ -4,7 +4,8 @@
  * first subtract the dataset mean (`center`), which face-api style embeddings need.
  * @module
  */
-import { writeFileAtomic } from "./artifact.ts";
+import { basename, dirname, join } from "node:path";
+import { isFile, readSidecar, writeFileAtomic } from "./artifact.ts";
 import { check, LtcError } from "./errors.ts";
 
 /** N × dim float32 features, row-major. */
@@ -46,6 +47,7 @@ export function readFeatures(path: string, options: ReadFeaturesOptions = {}): F
     `size ${size} bytes is not a multiple of 4·dim = ${4 * dim} (wrong --dim, or a truncated file?)`,
   );
   const n = size / (4 * dim);
+  checkDatasetShape(path, n, dim);
   if (options.count !== undefined) {
     check(n === options.count, path, `has ${n} rows of dim ${dim}, but the labels have ${options.count}`);
   }
@@ -71,6 +73,27 @@ export function readFeatures(path: string, options: ReadFeaturesOptions = {}): F
   if (options.center) centerRows(data, n, dim);
   if (options.normalize ?? true) l2NormalizeRows(data, n, dim, path);
   return { data, n, dim };
+}
+
+/**
+ * Catch a wrong `--dim` before any work: a feature file's own sidecar (written by `synth` and `split`) records its
+ * dim, and the original layout keeps the labels beside it (`<prefix>/labels/<name>.meta`, one line per row), so a
+ * dim that contradicts either is refused naming both files.
+ */
+function checkDatasetShape(path: string, n: number, dim: number): void {
+  const side = readSidecar(path);
+  if (side && typeof side.dim === "number" && side.dim !== dim) {
+    throw new LtcError(`${path}: its sidecar records dim ${side.dim}, but it is read with dim ${dim} (wrong --dim?)`);
+  }
+  const labels = join(dirname(dirname(path)), "labels", basename(path).replace(/\.bin$/, ".meta"));
+  if (labels === path || !isFile(labels)) return;
+  const bytes = Deno.readFileSync(labels);
+  let rows = 0;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 10) rows++;
+  if (bytes.length > 0 && bytes[bytes.length - 1] !== 10) rows++;
+  if (rows !== n) {
+    throw new LtcError(`${path}: read with dim ${dim} it has ${n} rows, but ${labels} has ${rows} (wrong --dim?)`);
+  }
 }
 
 /** Subtract the column mean (computed in float64) from every row, in place. */

@@ -43,7 +43,7 @@ export function readKnn(path: string): KnnGraph {
     const base = i * 2 * k;
     for (let j = 0; j < k; j++) {
       nbrs[i * k + j] = neighbourId(values[base + j]!, i, n, path);
-      dists[i * k + j] = values[base + k + j]!;
+      dists[i * k + j] = distance(values[base + k + j]!, i, path);
     }
   }
   return { n, k, nbrs, dists };
@@ -55,6 +55,12 @@ function neighbourId(id: number, row: number, n: number, path: string): number {
     throw new LtcError(`${path}: row ${row} has neighbour id ${id}, outside 0..${n - 1}`);
   }
   return id;
+}
+
+/** A distance read from a file, checked: a finite number (NaN or Inf would silently drop or keep edges). */
+function distance(d: number, row: number, path: string): number {
+  if (!Number.isFinite(d)) throw new LtcError(`${path}: row ${row} has distance ${d}`);
+  return d;
 }
 
 /** The dense little-endian float64 `(N, 2, k)` layout, streamed; undefined for any other layout. */
@@ -88,7 +94,7 @@ function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
       for (let t = 0; t < values.length; t++) {
         if (j < k) {
           nbrs[i * k + j] = neighbourId(values[t]!, i, n, path);
-        } else dists[i * k + j - k] = values[t]!;
+        } else dists[i * k + j - k] = distance(values[t]!, i, path);
         if (++j === row2) j = 0, i++;
       }
       row = i, col = j;
@@ -122,7 +128,7 @@ function fromRagged(arr: NdArray, path: string): KnnGraph {
     }
     for (let j = 0; j < ids.length; j++) {
       nbrs[i * k + j] = neighbourId(ids[j]!, i, n, path);
-      dists[i * k + j] = ds[j]!;
+      dists[i * k + j] = distance(ds[j]!, i, path);
     }
   }
   return { n, k, nbrs, dists };

@@ -1,7 +1,11 @@
 /**
- * Progress on stderr for long loops, drawn only when stderr is a terminal (so logs and CI stay clean).
+ * Progress on stderr for long loops: a bar redrawn in place on a terminal; in a log (stderr not a terminal) one
+ * plain line every ~10 s, so a long stage shows it is alive without flooding the log.
  * @module
  */
+
+/** Milliseconds between progress lines in a log. */
+const LOG_INTERVAL_MS = 10_000;
 
 /** A progress counter: `tick(n)` as work completes, `done()` at the end. */
 export class Progress {
@@ -10,6 +14,7 @@ export class Progress {
   readonly #tty: boolean;
   #count = 0;
   #lastDraw = 0;
+  #lastLine = 0;
   readonly #start = performance.now();
   #extra = "";
 
@@ -24,27 +29,49 @@ export class Progress {
   tick(n = 1, extra?: string): void {
     this.#count += n;
     if (extra !== undefined) this.#extra = extra;
-    if (!this.#tty) return;
     const now = performance.now();
+    if (!this.#tty) {
+      if (now - Math.max(this.#start, this.#lastLine) >= LOG_INTERVAL_MS) {
+        this.#lastLine = now;
+        console.error(this.#status(now));
+      }
+      return;
+    }
     if (now - this.#lastDraw < 100 && this.#count < this.#total) return;
     this.#lastDraw = now;
     this.#draw(now);
   }
 
-  #draw(now: number): void {
-    const frac = this.#total > 0 ? Math.min(1, this.#count / this.#total) : 1;
-    const width = 30;
-    const filled = Math.round(frac * width);
+  #fraction(): number {
+    return this.#total > 0 ? Math.min(1, this.#count / this.#total) : 1;
+  }
+
+  /** `count/total (pct) elapsed eta extra` */
+  #status(now: number): string {
+    const frac = this.#fraction();
     const el = (now - this.#start) / 1000;
+    const eta = frac > 0 ? el / frac - el : 0;
+    return `${this.#label}: ${this.#count}/${this.#total} (${(frac * 100).toFixed(1)} %) ${el.toFixed(1)}s ` +
+      `eta ${eta.toFixed(1)}s ${this.#extra}`.trimEnd();
+  }
+
+  #draw(now: number): void {
+    const width = 30;
+    const filled = Math.round(this.#fraction() * width);
+    const el = (now - this.#start) / 1000;
+    const frac = this.#fraction();
     const eta = frac > 0 ? el / frac - el : 0;
     const line = `\r${this.#label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
       `${this.#count}/${this.#total} ${el.toFixed(1)}s eta ${eta.toFixed(1)}s ${this.#extra}`;
     Deno.stderr.writeSync(new TextEncoder().encode(line.padEnd(100)));
   }
 
-  /** Finish the bar (a newline on a terminal). */
+  /** Finish the bar (a newline on a terminal; in a log, a closing line when lines were printed). */
   done(): void {
-    if (!this.#tty) return;
+    if (!this.#tty) {
+      if (this.#lastLine > 0) console.error(this.#status(performance.now()));
+      return;
+    }
     this.#draw(performance.now());
     Deno.stderr.writeSync(new TextEncoder().encode("\n"));
   }

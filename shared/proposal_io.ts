@@ -5,7 +5,8 @@
  * sorted lexicographically by full path — so `10_node.npz` comes before `1_node.npz`, as Python's `sorted(glob())`.
  * @module
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { checkFresh, readSidecar } from "./artifact.ts";
 import { LtcError } from "./errors.ts";
 import { type NdArray, toNumbers } from "./ndarray.ts";
 import { readNpzArray, writeNpz } from "./npy.ts";
@@ -21,11 +22,20 @@ function pyCompare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Options of {@linkcode listProposalFiles}. */
+export interface ListProposalsOptions {
+  /** the features file of this run: the proposals must have been built from the same bytes */
+  features?: string;
+}
+
 /**
  * List the proposals of each folder in the original's order. A missing folder or one without proposals is an error
- * naming it; node and edge files must pair up.
+ * naming it; node and edge files must pair up. A folder this tool wrote (`<param folder>/proposals` with a
+ * `pred_labels.txt` sidecar beside it) must be complete — its run finished, its file count the one recorded — and
+ * built from inputs that have not changed since ({@linkcode checkFresh}); the original's folders carry no sidecar
+ * and are taken as they are.
  */
-export function listProposalFiles(folders: string[]): ProposalFiles[] {
+export function listProposalFiles(folders: string[], options: ListProposalsOptions = {}): ProposalFiles[] {
   const out: ProposalFiles[] = [];
   for (const folder of folders) {
     let names: string[];
@@ -40,6 +50,7 @@ export function listProposalFiles(folders: string[]): ProposalFiles[] {
     if (nodes.length !== edges.length) {
       throw new LtcError(`${folder}: ${nodes.length} node files but ${edges.length} edge files`);
     }
+    checkOurFolder(folder, nodes.length, options);
     for (let i = 0; i < nodes.length; i++) {
       const a = nodes[i]!.slice(0, nodes[i]!.lastIndexOf("_"));
       const b = edges[i]!.slice(0, edges[i]!.lastIndexOf("_"));
@@ -48,6 +59,22 @@ export function listProposalFiles(folders: string[]): ProposalFiles[] {
     }
   }
   return out;
+}
+
+/** The completeness and freshness checks of a proposal folder this tool wrote (see {@linkcode listProposalFiles}). */
+function checkOurFolder(folder: string, count: number, options: ListProposalsOptions): void {
+  const trimmed = folder.replace(/[/\\]+$/, "");
+  if (basename(trimmed) !== "proposals") return;
+  const predLabels = join(dirname(trimmed), "pred_labels.txt");
+  const side = readSidecar(predLabels);
+  if (!side) return;
+  const hint = "rerun the proposals stage (with --force)";
+  checkFresh(predLabels, { features: options.features, hint });
+  if (side.num_proposals !== count) {
+    throw new LtcError(
+      `${folder}: holds ${count} proposals but ${predLabels}'s sidecar records ${side.num_proposals}; ${hint}`,
+    );
+  }
 }
 
 /** Read a `<i>_node.npz`: the proposal's global node indices, in stored order. */

@@ -34,7 +34,7 @@
  * @module
  */
 import { join } from "node:path";
-import { isFile, isUpToDate, Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, isFile, isUpToDate, Timings, writeSidecar } from "../shared/artifact.ts";
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
 import { knnFileName } from "../shared/knn_file.ts";
@@ -89,6 +89,7 @@ const spec: CliSpec = {
 async function main(args: CliArgs): Promise<void> {
   const method = args.reqStr("method");
   const baseline = baselineByName(method);
+  if (!(args.num("knn") >= 1)) throw new LtcError(`baseline: --knn must be a positive integer, got ${args.num("knn")}`);
   const prefix = args.reqStr("prefix"), name = args.reqStr("name");
   const p: BaselineParams = {
     method,
@@ -116,6 +117,7 @@ async function main(args: CliArgs): Promise<void> {
   });
   const folder = join(args.reqStr("oprefix"), `${name}_${method}_${baselineParamString(p)}`);
   const out = join(folder, "pred_labels.txt");
+  ensureWritable(out);
   let gtPath = args.str("gt-labels");
   if (gtPath === undefined) {
     const guess = join(prefix, "labels", `${name}.meta`);

@@ -15,7 +15,7 @@
  * The code behind it: `cluster/deoverlap.ts`.
  * @module
  */
-import { Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, Timings, writeSidecar } from "../shared/artifact.ts";
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
@@ -49,6 +49,7 @@ function main(args: CliArgs): void {
   const thPos = args.num("th-pos"), thIou = args.num("th-iou");
   const labels = timings.step("deoverlap", () => deoverlapFolders(pred.scores, folders, { n, thPos, thIou }));
   const out = args.str("output") ?? deoverlapOutputName(predScore, thIou, thPos);
+  ensureWritable(out);
   writeLabels(out, labels);
   let metrics;
   const gtPath = args.str("gt-labels");

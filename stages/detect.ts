@@ -35,7 +35,8 @@ const spec: CliSpec = {
     "feat-path": { type: "string", help: "features .bin (default: the config's test_data)" },
     "label-path": { type: "string", help: "ground-truth .meta for evaluation" },
     "proposal-folders": { type: "string", multiple: true, help: "proposal folders (…/proposals), in order" },
-    "load-from": { type: "string", help: "checkpoint: .pth (zip or legacy) or ours (.npz); absent = random model" },
+    "load-from": { type: "string", help: "checkpoint: .pth (zip or legacy) or ours (.npz)" },
+    "random-init": { type: "boolean", help: "no checkpoint: score with a randomly initialised model, on purpose" },
     "work-dir": {
       type: "string",
       help: "output folder (default ./data/work_dir/<config name> or ./data/work_dir/detect)",
@@ -49,7 +50,7 @@ const spec: CliSpec = {
     center: { type: "boolean", help: "subtract the feature mean before L2-normalising (not in the original)" },
     "th-pos": { type: "number", help: "keep proposals with score ≥ th-pos (default -1: all)" },
     "th-iou": { type: "number", help: "NMS IoU threshold, ≥ 1 disables (default 1)" },
-    seed: { type: "int", default: 42, help: "seed of the random model when --load-from is absent" },
+    seed: { type: "int", default: 42, help: "seed of the --random-init model" },
     "chunk-rows": { type: "int", default: 32768, help: "packed node rows per engine call" },
   },
 };
@@ -76,6 +77,7 @@ if (import.meta.main) {
       labelPath: args.str("label-path") ?? data?.labelPath,
       proposalFolders: folders,
       loadFrom: args.str("load-from") ?? cfg?.loadFrom,
+      randomInit: args.bool("random-init"),
       workDir,
       backend,
       woWeight: args.given("wo-weight") ? args.bool("wo-weight") : data?.woWeight ?? false,

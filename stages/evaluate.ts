@@ -11,7 +11,7 @@
  * The code behind it: `cluster/metrics.ts`.
  * @module
  */
-import { writeFileAtomic } from "../shared/artifact.ts";
+import { ensureWritable, writeFileAtomic } from "../shared/artifact.ts";
 import { type CliSpec, parseCli } from "../shared/cli.ts";
 import { runMain } from "../shared/errors.ts";
 import { evaluateFiles, formatMetrics, type MetricName } from "../cluster/metrics.ts";
@@ -31,12 +31,13 @@ const spec: CliSpec = {
 if (import.meta.main) {
   await runMain(() => {
     const args = parseCli(spec, Deno.args);
+    const out = args.str("json");
+    if (out) ensureWritable(out);
     const metrics = evaluateFiles(args.reqStr("gt-labels"), args.reqStr("pred-labels"), {
       metric: args.str("metric") as MetricName,
       padSingletons: args.bool("pad-singletons"),
     });
     console.log(formatMetrics(metrics));
-    const out = args.str("json");
     if (out) writeFileAtomic(out, JSON.stringify(metrics) + "\n");
   });
 }

@@ -13,6 +13,8 @@
  * The code behind it: `cluster/report.ts`.
  * @module
  */
+import { join } from "node:path";
+import { ensureWritable } from "../shared/artifact.ts";
 import { type CliSpec, parseCli } from "../shared/cli.ts";
 import { runMain } from "../shared/errors.ts";
 import { writeReport } from "../cluster/report.ts";
@@ -25,15 +27,18 @@ const spec: CliSpec = {
     method: { type: "string", multiple: true, help: "LABEL=pred_labels.txt, one per table row, in order" },
     "gt-labels": { type: "string", required: true, help: "ground-truth .meta of the test set" },
     title: { type: "string", help: "report title" },
+    "pad-singletons": { type: "boolean", help: "pad shorter predictions with singletons (write_meta(inst_num=N))" },
   },
 };
 
 if (import.meta.main) {
   await runMain(() => {
     const args = parseCli(spec, Deno.args);
+    ensureWritable(join(args.reqStr("run-dir"), "report.md"));
     console.log(writeReport(args.reqStr("run-dir"), args.reqStr("gt-labels"), {
       methods: args.strs("method"),
       title: args.str("title"),
+      padSingletons: args.bool("pad-singletons"),
     }));
   });
 }

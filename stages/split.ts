@@ -52,7 +52,8 @@ if (import.meta.main) {
       writeFeatures(out, data);
       writeLabels(outLabels, rows.map((r) => meta.labels[r]!));
       const params = { name, test_share: args.num("test-share"), seed: args.num("seed"), side: suffix };
-      writeSidecar(out, { stage: "split", params, inputs: [featPath, labelPath], timings });
+      const extra = { n: rows.length, dim: feats.dim };
+      writeSidecar(out, { stage: "split", params, inputs: [featPath, labelPath], timings, extra });
       writeSidecar(outLabels, { stage: "split", params, inputs: [featPath, labelPath], timings });
       log(`split: ${out} (${rows.length} rows, ${new Set(rows.map((r) => meta.labels[r])).size} identities)`);
     }

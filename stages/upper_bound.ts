@@ -21,7 +21,7 @@
  * @module
  */
 import { join } from "node:path";
-import { isDir, Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, isDir, Timings, writeSidecar } from "../shared/artifact.ts";
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { runMain } from "../shared/errors.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
@@ -60,6 +60,7 @@ function main(args: CliArgs): void {
     args.reqStr("output-folder"),
     `${args.str("output-name")}_th_iou_${fmt("th-iou", thIou)}_pos_${fmt("th-pos", thPos)}_pred_labels.txt`,
   );
+  ensureWritable(out);
   writeLabels(out, res.labels);
   const inputs = [gtPath, ...paths.filter((p) => !isDir(p.replaceAll("\\", "")))];
   writeSidecar(out, {

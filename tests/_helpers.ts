@@ -11,6 +11,10 @@ export const SHARED = "../shared";
 export const REF = `${SHARED}/fixtures/ref_synth`;
 /** True when ../shared is present; tests that need it are ignored (with a note) otherwise. */
 export const HAS_SHARED = existsSync(`${REF}/expected.json`);
+if (!HAS_SHARED && Deno.env.get("LTC_REQUIRE_SHARED") === "1") {
+  // CI has ../shared beside the clone: a skipped differential test there is a failure, not a pass
+  throw new Error(`${SHARED} is absent but LTC_REQUIRE_SHARED=1: the differential tests must run here`);
+}
 if (!HAS_SHARED) console.error(`note: ${SHARED} is absent; differential tests against the original are skipped`);
 
 /** The original's expected metrics (expected.json). */

@@ -4,12 +4,20 @@
  * @module
  */
 import { join } from "node:path";
-import { isUpToDate, sidecarPath, Timings, writeSidecar } from "../../shared/artifact.ts";
+import {
+  ensureWritable,
+  isFile,
+  isUpToDate,
+  markInProgress,
+  sidecarPath,
+  Timings,
+  writeSidecar,
+} from "../../shared/artifact.ts";
 import { knnFileName } from "../../shared/knn_file.ts";
 import { writeLabels } from "../../shared/meta.ts";
 import { log } from "../../shared/progress.ts";
 import { clusteringToLabels, clusterMembers, superVertex } from "../graph.ts";
-import { FeatureCache, loadOrBuildKnn } from "../knn_source.ts";
+import { FeatureCache, loadOrBuildKnn, staleKnnReason } from "../knn_source.ts";
 import { filterClusters, writeProposalFolder } from "./folder.ts";
 import { basicFolderName, type BasicProposalParams, checkParams } from "./params.ts";
 import type { BackendChoice } from "../../gpu/device.ts";
@@ -63,12 +71,14 @@ export function reuseProposalFolder(
   return { folder, proposalsDir, predLabels, numProposals: side.num_proposals, reused: true };
 }
 
-/** Create the folder and drop its sidecar, so a folder interrupted from here on is never reused. */
+/**
+ * Mark the folder's `pred_labels.txt` as being rebuilt (its sidecar says `in_progress` until the new one is written
+ * last), so a folder whose run is killed from here on is refused by every reader and never reused.
+ */
 export function invalidateProposalFolder(folder: string): void {
-  Deno.mkdirSync(folder, { recursive: true });
-  try {
-    Deno.removeSync(sidecarPath(join(folder, "pred_labels.txt")));
-  } catch { /* none yet */ }
+  const predLabels = join(folder, "pred_labels.txt");
+  ensureWritable(predLabels);
+  markInProgress(predLabels, "proposals");
 }
 
 /**
@@ -80,25 +90,40 @@ export async function generateBasicProposals(options: BasicProposalOptions): Pro
   checkParams(p, "proposals");
   const folder = join(options.oprefix, basicFolderName(p));
   const knnPath = join(options.knnPrefix, knnFileName(p.knnMethod, p.k));
-  const params = { ...p, iter: 0 };
-  if (!options.force) {
-    try {
-      Deno.statSync(knnPath);
-      const hit = reuseProposalFolder(folder, params, [knnPath]);
-      if (hit) {
-        log(`proposals: ${folder} is up to date`);
-        return hit;
-      }
-    } catch { /* kNN missing: build below */ }
+  // Only what decides this folder: a multi-scale set's iter-1 list is not (recording it made configs that share an
+  // iter-0 set rebuild it in turn).
+  const params = {
+    knnMethod: p.knnMethod,
+    k: p.k,
+    thKnn: p.thKnn,
+    thStep: p.thStep,
+    minsz: p.minsz,
+    maxsz: p.maxsz,
+    iter: 0,
+  };
+  const features = options.features ?? new FeatureCache();
+  if (isFile(knnPath)) {
+    const stale = staleKnnReason(knnPath, features);
+    if (stale && !options.force) throw stale;
+    const hit = options.force ? null : reuseProposalFolder(folder, params, [knnPath]);
+    if (hit) {
+      log(`proposals: ${folder} is up to date`);
+      return hit;
+    }
   }
+  ensureWritable(join(folder, "pred_labels.txt"));
   const timings = new Timings();
-  const knn = await timings.stepAsync("load_knn", () =>
-    loadOrBuildKnn(knnPath, {
-      features: options.features ?? new FeatureCache(),
-      k: p.k,
-      knnMethod: p.knnMethod,
-      backend: options.backend,
-    }));
+  const knn = await timings.stepAsync(
+    "load_knn",
+    () =>
+      loadOrBuildKnn(knnPath, {
+        features,
+        k: p.k,
+        knnMethod: p.knnMethod,
+        backend: options.backend,
+        force: options.force,
+      }),
+  );
   invalidateProposalFolder(folder);
   const sv = timings.step("super_vertex", () => superVertex(knn, { th: p.thKnn, step: p.thStep, maxSz: p.maxsz }));
   const predLabels = join(folder, "pred_labels.txt");

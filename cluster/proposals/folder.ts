@@ -3,6 +3,7 @@
  * edge rows of `save_proposals`, the `<i>_node.npz` / `<i>_edge.npz` files, and size filtering.
  * @module
  */
+import { writeFolderAtomic } from "../../shared/artifact.ts";
 import { LtcError } from "../../shared/errors.ts";
 import type { KnnGraph } from "../../shared/knn_file.ts";
 import { Progress } from "../../shared/progress.ts";
@@ -114,32 +115,31 @@ export function proposalEdges(nodes: ArrayLike<number>, knn: KnnGraph, mark: Int
 }
 
 /**
- * Write clusters as `<folder>/<i>_node.npz` / `<i>_edge.npz`, i = 0, 1, … in the given order, after removing
- * whatever the folder held. Each cluster's members are given in the order the original builds its node list from;
+ * Write clusters as `<folder>/<i>_node.npz` / `<i>_edge.npz`, i = 0, 1, … in the given order, replacing whatever the
+ * folder held (atomically: see `writeFolderAtomic`). Each cluster's members are given in the order the original builds its node list from;
  * they are written in the order of `list(set(members))` ({@linkcode pySetOrder}). Returns the number written.
  */
 export function writeProposalFolder(folder: string, clusters: ClusterMembers, knn: KnnGraph): number {
-  try {
-    Deno.removeSync(folder, { recursive: true });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  Deno.mkdirSync(folder, { recursive: true });
   const count = clusters.offsets.length - 1;
-  const pos = new Int32Array(knn.n).fill(-1);
-  const progress = new Progress("proposals", count);
   for (let c = 0; c < count; c++) {
-    const nodes = pySetOrder(clusters.members.subarray(clusters.offsets[c]!, clusters.offsets[c + 1]!));
-    for (let t = 0; t < nodes.length; t++) {
-      if (nodes[t]! >= knn.n) {
-        throw new LtcError(`proposal ${c} holds node ${nodes[t]}, but the kNN graph has ${knn.n} rows`);
-      }
+    for (let t = clusters.offsets[c]!; t < clusters.offsets[c + 1]!; t++) {
+      const node = clusters.members[t]!;
+      if (node >= knn.n) throw new LtcError(`proposal ${c} holds node ${node}, but the kNN graph has ${knn.n} rows`);
     }
-    writeProposal(folder, c, nodes, proposalEdges(nodes, knn, pos), { level: 1 });
-    progress.tick();
   }
-  progress.done();
-  return count;
+  // Written into a temp folder that replaces `folder` only when complete: a killed run never leaves a folder that
+  // holds some of the proposals.
+  return writeFolderAtomic(folder, (tmp) => {
+    const pos = new Int32Array(knn.n).fill(-1);
+    const progress = new Progress("proposals", count);
+    for (let c = 0; c < count; c++) {
+      const nodes = pySetOrder(clusters.members.subarray(clusters.offsets[c]!, clusters.offsets[c + 1]!));
+      writeProposal(tmp, c, nodes, proposalEdges(nodes, knn, pos), { level: 1 });
+      progress.tick();
+    }
+    progress.done();
+    return count;
+  });
 }
 
 /** Keep the clusters whose size lies in [minsz, maxsz] (the original's `filter_clusters`), in order. */

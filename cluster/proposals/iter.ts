@@ -4,7 +4,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { isUpToDate, Timings, writeSidecar } from "../../shared/artifact.ts";
+import { ensureWritable, isUpToDate, Timings, writeSidecar } from "../../shared/artifact.ts";
 import { LtcError } from "../../shared/errors.ts";
 import { type Features, l2NormalizeRows } from "../../shared/features.ts";
 import { knnFileName, type KnnGraph, readKnn, writeKnn } from "../../shared/knn_file.ts";
@@ -110,6 +110,7 @@ export async function generateIterProposals(options: IterProposalOptions): Promi
       }
     } catch { /* inputs missing: reported below */ }
   }
+  ensureWritable(join(folder, "pred_labels.txt"));
   const timings = new Timings();
   const svPartition = labelsToClustering(readLabels(options.svLabels));
   const n = svPartition.n;
@@ -119,7 +120,14 @@ export async function generateIterProposals(options: IterProposalOptions): Promi
   }
   const knnInst = await timings.stepAsync(
     "load_knn",
-    () => loadOrBuildKnn(knnInstPath, { features: options.features, k: prev.k, knnMethod: prev.knnMethod }),
+    () =>
+      loadOrBuildKnn(knnInstPath, {
+        features: options.features,
+        k: prev.k,
+        knnMethod: prev.knnMethod,
+        backend: options.backend,
+        force: options.force,
+      }),
   );
   // kNN over the super vertices, reused only if built from the same labels and features.
   const svParams = { k: p.k, knn_method: p.knnMethod, super_vertex_features: "mean" };

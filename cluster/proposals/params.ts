@@ -67,7 +67,7 @@ export function checkParams(p: BasicProposalParams, where: string): void {
   };
   ok((KNN_METHODS as readonly string[]).includes(p.knnMethod), `knn_method must be faiss or hnsw, got ${p.knnMethod}`);
   ok(Number.isInteger(p.k) && p.k >= 1, `k must be a positive integer, got ${p.k}`);
-  ok(Number.isFinite(p.thKnn) && p.thKnn <= 1, `th_knn must be a number ≤ 1, got ${p.thKnn}`);
+  ok(Number.isFinite(p.thKnn) && p.thKnn >= 0 && p.thKnn <= 1, `th_knn must be a similarity in [0, 1], got ${p.thKnn}`);
   ok(Number.isFinite(p.thStep) && p.thStep > 0 && p.thStep <= 1, `th_step must be in (0, 1], got ${p.thStep}`);
   ok(Number.isInteger(p.minsz) && p.minsz >= 1, `minsz must be a positive integer, got ${p.minsz}`);
   ok(Number.isInteger(p.maxsz) && p.maxsz >= p.minsz, `maxsz must be an integer ≥ minsz, got ${p.maxsz}`);

@@ -217,9 +217,17 @@ export function loadGcnConfig(path: string, options: { prefix?: string } = {}): 
   checkKeys(lrc, ["policy", "step", "gamma"], `${path}: lr_config`);
   if (lrc.policy !== undefined && lrc.policy !== "step") throw new LtcError(`${path}: lr_config.policy must be 'step'`);
   const steps = lrc.step ?? [15, 24, 28];
-  const stepList = typeof steps === "number" ? [steps] : steps;
+  const totalEpochs = num(cfg, "total_epochs", path, 30, true);
+  if (typeof steps === "number" && !(Number.isInteger(steps) && steps >= 1)) {
+    throw new LtcError(`${path}: lr_config.step must be a list of epochs or a positive integer period, got ${steps}`);
+  }
+  // mmcv's step policy: an integer decays every `step` epochs (lr · γ^⌊epoch / step⌋), which equals the milestones
+  // step, 2·step, … up to the last epoch; a list decays once at each epoch listed.
+  const stepList = typeof steps === "number"
+    ? Array.from({ length: Math.floor((totalEpochs - 1) / steps) }, (_, i) => (i + 1) * steps)
+    : steps;
   if (!Array.isArray(stepList) || stepList.some((s) => !Number.isInteger(s) || s < 0)) {
-    throw new LtcError(`${path}: lr_config.step must be a list of epochs`);
+    throw new LtcError(`${path}: lr_config.step must be a list of epochs or a positive integer period`);
   }
   const ckc = mapping(cfg.checkpoint_config, `${path}: checkpoint_config`);
   checkKeys(ckc, ["interval"], `${path}: checkpoint_config`);
@@ -247,7 +255,7 @@ export function loadGcnConfig(path: string, options: { prefix?: string } = {}): 
     dropout,
     batchSize,
     testBatchSize: num(cfg, "test_batch_size_per_gpu", path, batchSize, true),
-    totalEpochs: num(cfg, "total_epochs", path, 30, true),
+    totalEpochs,
     lr: num(opt, "lr", `${path}: optimizer`, 0.01),
     momentum: num(opt, "momentum", `${path}: optimizer`, 0.9),
     weightDecay: num(opt, "weight_decay", `${path}: optimizer`, 1e-4),
