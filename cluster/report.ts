@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { readLabels } from "../shared/meta.ts";
-import { lineChart, scatterChart, type Series } from "../shared/svg.ts";
+import { scatterChart, type Series, smallMultiples } from "../shared/svg.ts";
 import { type AllMetrics, countClusters, evaluateAll, readPrediction } from "./metrics.ts";
 
 /** One method of the table: its label file and the wall time of the stage that produced it. */
@@ -88,16 +88,23 @@ export function formatTable(rows: ResultRow[]): string {
   return lines.join("\n");
 }
 
-/** Cluster-size histogram on doubling bins: [1], [2], [3,4], [5,8], … → (bin upper edge, clusters in bin). */
+/**
+ * Cluster-size histogram on doubling bins: [1], [2], [3,4], [5,8], … → (bin upper edge, clusters in bin), every bin
+ * from 1 up to the largest cluster's, empty ones with count 0 (a log-axis chart leaves those out).
+ */
 export function sizeHistogram(labels: Int32Array): [number, number][] {
   const sizes = new Map<number, number>();
   for (const l of labels) sizes.set(l, (sizes.get(l) ?? 0) + 1);
   const bins = new Map<number, number>();
+  let top = 1;
   for (const s of sizes.values()) {
     const edge = s <= 1 ? 1 : 2 ** Math.ceil(Math.log2(s));
     bins.set(edge, (bins.get(edge) ?? 0) + 1);
+    top = Math.max(top, edge);
   }
-  return [...bins.entries()].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (let edge = 1; edge <= top; edge *= 2) out.push([edge, bins.get(edge) ?? 0]);
+  return out;
 }
 
 const lowerTenth = (vals: number[]) => Math.max(0, Math.floor(Math.min(...vals) * 10 - 0.5) / 10);
@@ -112,16 +119,13 @@ export function writeReport(
   const gt = readLabels(gtPath);
   const rows = evaluateEntries(entries, { path: gtPath, labels: gt }, options);
   const table = formatTable(rows);
-  const sizeSeries: Series[] = [{ name: "ground truth", points: sizeHistogram(gt), dashed: true }];
-  for (const r of rows) {
-    sizeSeries.push({ name: r.method, points: sizeHistogram(r.pred) });
-  }
   writeFileAtomic(
     join(runDir, "cluster_sizes.svg"),
-    lineChart(sizeSeries, {
-      title: "Cluster-size distribution",
-      xLabel: "cluster size (upper edge of doubling bin)",
-      yLabel: "number of clusters",
+    smallMultiples(rows.map((r) => ({ name: r.method, points: sizeHistogram(r.pred) })), {
+      title: "Cluster-size distribution of each method against the ground truth",
+      reference: { name: "ground truth", points: sizeHistogram(gt) },
+      xLabel: "cluster size (doubling bins)",
+      yLabel: "clusters",
       logX: true,
       logY: true,
     }),

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { writeLabels } from "../shared/meta.ts";
 import { parseMethodSpecs, sizeHistogram, writeReport } from "../cluster/report.ts";
+import { smallMultiples } from "../shared/svg.ts";
 import { runStage, tempDir } from "./_helpers.ts";
 
 Deno.test("report: seed-format table from label files, markdown and readable SVG figures", () => {
@@ -45,4 +46,27 @@ Deno.test("report: doubling size bins; bad method specs and missing files are cl
   ]);
   assert.equal(run.code, 2);
   assert.match(run.stderr, /nope\.txt: no such file/);
+});
+
+Deno.test("report: empty size bins are 0 and left out of the log-log panels, one panel per method", () => {
+  // sizes 1 and 5: the bins 2 and 4 between them are empty
+  const labels = Int32Array.from([0, 1, 1, 1, 1, 1]);
+  assert.deepEqual(sizeHistogram(labels), [[1, 1], [2, 0], [4, 0], [8, 1]]);
+  const svg = smallMultiples(
+    [{ name: "A", points: sizeHistogram(labels) }, { name: "B", points: [[1, 6], [2, 0]] }],
+    {
+      title: "t",
+      reference: { name: "ground truth", points: [[1, 2], [2, 2]] },
+      xLabel: "x",
+      yLabel: "y",
+      logX: true,
+      logY: true,
+    },
+  );
+  assert.equal(svg.match(/<rect x="\d+(\.\d+)?" y="\d+(\.\d+)?" width="260"/g)?.length, 2, "two panels");
+  // A's line breaks at the empty bins: two sub-paths (1 and 8) in its colour, and no point drawn at a zero count
+  const paths = [...svg.matchAll(/<path d="([^"]+)" fill="none" stroke="#1f77b4"/g)].map((m) => m[1]!);
+  assert.equal(paths.length, 1);
+  assert.equal(paths[0]!.split("M").length - 1, 2);
+  assert.doesNotMatch(svg, /NaN|Infinity|undefined/);
 });
