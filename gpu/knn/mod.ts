@@ -16,7 +16,8 @@ import type { KnnGraph } from "../../shared/knn_file.ts";
 import { Progress } from "../../shared/progress.ts";
 import { type BackendChoice, resolveBackend } from "../device.ts";
 import { knnJs, pairsJs } from "./cpu_js.ts";
-import { knnOrt, loadOrt, pairsOrt } from "./cpu_ort.ts";
+import { knnOrt, pairsOrt } from "./cpu_ort.ts";
+import { loadOrt } from "../ort.ts";
 import { knnWebGpu, pairsWebGpu } from "./webgpu.ts";
 import type { PairList } from "./pairs.ts";
 
