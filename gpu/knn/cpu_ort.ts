@@ -22,8 +22,10 @@
  * @module
  */
 import type { Features } from "../../shared/features.ts";
+import { backendLabel } from "../device.ts";
 import { int64Initializer, type OnnxModel, OnnxType } from "../onnx.ts";
-import { createSession, loadOrt } from "../ort.ts";
+import { createSession, loadOrt, tryLoadOrt } from "../ort.ts";
+import type { ExactBackendEntry } from "./backend.ts";
 import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
@@ -173,3 +175,17 @@ export async function pairsOrt(
   }
   return { ...out.finish(), label: rt.label };
 }
+
+/** The registry entry: the onnxruntime graphs, on whichever build loads here (none: not available). */
+export const onnxruntimeBackend: ExactBackendEntry = {
+  name: "onnxruntime",
+  device: "cpu",
+  open: async () => {
+    const rt = await tryLoadOrt();
+    return rt && {
+      label: backendLabel({ kind: "cpu" }, rt.label),
+      knn: ({ base, queries, k, onProgress }) => knnOrt(base, queries, k, { onProgress }),
+      pairs: (features, { minSim, onProgress }) => pairsOrt(features, minSim, { onProgress }),
+    };
+  },
+};

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Features } from "../../shared/features.ts";
-import type { GpuContext } from "../device.ts";
+import { backendLabel, type GpuContext } from "../device.ts";
 import {
   bindingLimit,
   computePipeline,
@@ -21,6 +21,7 @@ import {
   uploadRowParts,
   wgslFile,
 } from "../webgpu.ts";
+import type { ExactBackendEntry } from "./backend.ts";
 import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
@@ -240,3 +241,17 @@ export async function pairsWebGpu(
   }
   return sortPairs(found.finish(), features.n);
 }
+
+/** The registry entry: the WGSL kernels on the process's WebGPU device. */
+export const webgpuBackend: ExactBackendEntry = {
+  name: "webgpu",
+  device: "webgpu",
+  open: ({ gpu }) =>
+    Promise.resolve(
+      gpu && {
+        label: backendLabel({ kind: "webgpu", gpu }),
+        knn: ({ base, queries, k, onProgress }) => knnWebGpu(gpu, base, queries, k, { onProgress }),
+        pairs: (features, { minSim, onProgress }) => pairsWebGpu(gpu, features, minSim, { onProgress }),
+      },
+    ),
+};
