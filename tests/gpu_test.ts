@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { LtcError } from "../shared/errors.ts";
-import type { Features } from "../shared/features.ts";
+import { type Features, l2NormalizeRows } from "../shared/features.ts";
+import { Rng } from "../shared/random.ts";
 import { getGpu } from "../gpu/device.ts";
 import { computePipeline, dispatch, readBuffer, uploadBuffer, uploadRowParts } from "../gpu/webgpu.ts";
 import { int64Initializer, OnnxType } from "../gpu/onnx.ts";
@@ -16,20 +17,11 @@ import { knnWebGpu, pairsWebGpu } from "../gpu/knn/webgpu.ts";
 
 const gpu = await getGpu();
 
-/** Deterministic rows in [−0.5, 0.5) (LCG), L2-normalised. */
+/** Seeded rows in [−0.5, 0.5) from the tool's generator, L2-normalised. */
 function randomRows(n: number, dim: number, seed: number): Features {
-  let s = seed >>> 0;
-  const data = new Float32Array(n * dim);
-  for (let i = 0; i < n * dim; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 4294967296 - 0.5;
-  }
-  for (let i = 0; i < n; i++) {
-    let ss = 0;
-    for (let t = 0; t < dim; t++) ss += data[i * dim + t]! ** 2;
-    const norm = Math.fround(Math.sqrt(ss));
-    for (let t = 0; t < dim; t++) data[i * dim + t] = data[i * dim + t]! / norm;
-  }
+  const rng = new Rng(seed);
+  const data = Float32Array.from({ length: n * dim }, () => rng.next() - 0.5);
+  l2NormalizeRows(data, n, dim);
   return { data, n, dim };
 }
 
