@@ -22,10 +22,10 @@ import { writeKnn } from "../shared/knn_file.ts";
 import { recallAtK, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { getGpu } from "../gpu/device.ts";
-import { loadOrt } from "../gpu/knn/cpu_ort.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
-import { encodeModel, OnnxType } from "../gpu/knn/onnx_proto.ts";
+import { int64Initializer, OnnxType } from "../gpu/onnx.ts";
+import { createSession, loadOrt } from "../gpu/ort.ts";
 
 /** Peak resident set size of this process in bytes (Linux VmHWM), or the current RSS elsewhere. */
 function peakRss(): number {
@@ -58,13 +58,7 @@ async function ortGemmRoof(dim: number): Promise<number> {
   const m = 4096, n = 32768;
   const x = new Float32Array(n * dim).map((_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
   const q = new Float32Array(m * dim).map((_, i) => ((i * 40503) % 997) / 997 - 0.5);
-  const i64 = (name: string, v: bigint[]) => ({
-    name,
-    type: OnnxType.INT64,
-    dims: [v.length],
-    data: BigInt64Array.from(v),
-  });
-  const model = encodeModel({
+  const session = await createSession(rt, {
     nodes: [
       { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
       { op: "Slice", inputs: ["S", "starts", "ends"], outputs: ["O"] },
@@ -73,11 +67,10 @@ async function ortGemmRoof(dim: number): Promise<number> {
     outputs: [{ name: "O", type: OnnxType.FLOAT, dims: [1, 1] }],
     initializers: [
       { name: "X", type: OnnxType.FLOAT, dims: [n, dim], data: x },
-      i64("starts", [0n, 0n]),
-      i64("ends", [1n, 1n]),
+      int64Initializer("starts", [0, 0]),
+      int64Initializer("ends", [1, 1]),
     ],
   });
-  const session = await rt.ort.InferenceSession.create(model, rt.sessionOptions);
   const feeds = { Q: new rt.ort.Tensor("float32", q, [m, dim]) };
   await session.run(feeds);
   let best = Infinity;

@@ -1,24 +1,19 @@
 /**
- * The CPU twin of the GCN-D kernels. Large dense products run in onnxruntime-node (small ONNX graphs built in
- * {@linkcode ./onnx_graph.ts}); everything else (gathering, adjacency expansion, pooling, the classifier, the loss,
- * SGD) is TypeScript. Proposals of similar size are grouped and padded exactly like the original's collate
- * (zero feature rows, identity adjacency block), which changes no result: padded rows stay 0 through every layer and
- * max-pooling over non-negative ReLU outputs ignores them. Without onnxruntime, a plain TypeScript path on the
- * sparse adjacency computes the same thing.
+ * The CPU twin of the GCN-D kernels. Large dense products run in onnxruntime (the graphs of
+ * {@linkcode ./cpu_graphs.ts}, on the build {@linkcode ../ort.ts} loads: native, else wasm); everything else
+ * (gathering, adjacency expansion, pooling, the classifier, the loss, SGD) is TypeScript. Proposals of similar size
+ * are grouped and padded exactly like the original's collate (zero feature rows, identity adjacency block), which
+ * changes no result: padded rows stay 0 through every layer and max-pooling over non-negative ReLU outputs ignores
+ * them. Without onnxruntime, a plain TypeScript path on the sparse adjacency computes the same thing.
  * @module
  */
-import { inferenceGraph, trainGraph } from "./cpu_graphs.ts";
 import type { GcnEngine, TrainStepResult } from "./engine.ts";
-import { type PackedBatch, packedRows } from "./graph.ts";
+import type { PackedBatch } from "./graph.ts";
+import { packedRows } from "./graph.ts";
 import { cloneWeights, type GcnWeights, layerDims, paramList, type SgdHyper, sgdUpdate } from "./model.ts";
-import {
-  createSession,
-  loadOrt,
-  type OnnxModel,
-  type OrtModule,
-  type OrtSession,
-  type OrtTensor,
-} from "./onnx_graph.ts";
+import type { OnnxModel } from "../onnx.ts";
+import { createSession, loadOrt, type OrtRuntime, type OrtSession, type OrtTensor, tryLoadOrt } from "../ort.ts";
+import { inferenceGraph, trainGraph } from "./cpu_graphs.ts";
 
 /** Which CPU kernels to use: onnxruntime where available (`auto`), or force one. */
 export type CpuKernels = "auto" | "ort" | "ts";
@@ -232,7 +227,7 @@ export class CpuGcn implements GcnEngine {
   readonly backend: string;
   #w: GcnWeights;
   #dims: number[];
-  #ort: OrtModule | null;
+  #rt: OrtRuntime | null;
   #momentum: Float32Array[] | null = null;
   #grads: Float32Array[] | null = null;
   /** TypeScript path: the materialised first-layer table */
@@ -243,23 +238,22 @@ export class CpuGcn implements GcnEngine {
   #sessions = new Map<string, Promise<OrtSession>>();
   #sharing: CpuSharing;
 
-  private constructor(weights: GcnWeights, ort: OrtModule | null, sharing: CpuSharing) {
+  private constructor(weights: GcnWeights, rt: OrtRuntime | null, sharing: CpuSharing) {
     this.#w = cloneWeights(weights);
     this.#dims = layerDims(weights.config);
-    this.#ort = ort;
+    this.#rt = rt;
     this.#sharing = sharing;
-    this.backend = ort ? "cpu (onnxruntime)" : "cpu (typescript)";
+    this.backend = !rt ? "cpu (typescript)" : rt.native ? "cpu (onnxruntime)" : `cpu (${rt.label})`;
   }
 
-  /** Make an engine; `kernels: "ort"` fails when onnxruntime-node cannot load, `"ts"` never uses it. */
+  /** Make an engine; `kernels: "ort"` fails when no onnxruntime build loads, `"ts"` never uses one. */
   static async create(
     weights: GcnWeights,
     options: { kernels?: CpuKernels; sharing?: CpuSharing } = {},
   ): Promise<CpuGcn> {
     const kernels = options.kernels ?? "auto";
-    const ort = kernels === "ts" ? null : await loadOrt();
-    if (kernels === "ort" && !ort) throw new Error("onnxruntime-node could not be loaded on this machine");
-    return new CpuGcn(weights, ort, options.sharing ?? "auto");
+    const rt = kernels === "ts" ? null : kernels === "ort" ? await loadOrt() : await tryLoadOrt();
+    return new CpuGcn(weights, rt, options.sharing ?? "auto");
   }
 
   /** Restore momentum buffers (resuming training). */
@@ -269,12 +263,12 @@ export class CpuGcn implements GcnEngine {
 
   #session(key: string, build: () => OnnxModel): Promise<OrtSession> {
     let s = this.#sessions.get(key);
-    if (!s) this.#sessions.set(key, s = createSession(this.#ort!, build()));
+    if (!s) this.#sessions.set(key, s = createSession(this.#rt!, build()));
     return s;
   }
 
   #tensor(data: Float32Array, dims: number[]): OrtTensor {
-    return new this.#ort!.Tensor("float32", data, dims);
+    return new this.#rt!.ort.Tensor("float32", data, dims);
   }
 
   #weightFeeds(feeds: Record<string, OrtTensor>): void {
@@ -284,7 +278,7 @@ export class CpuGcn implements GcnEngine {
   }
 
   setFirstLayerRows(features: Float32Array, rows: Int32Array): Promise<void> {
-    if (this.#ort) {
+    if (this.#rt) {
       // The table is rebuilt inside each batch's graph for the batch's distinct nodes: returning it from
       // onnxruntime would cost more than recomputing it.
       this.#tableSource = { features, rows };
@@ -303,7 +297,7 @@ export class CpuGcn implements GcnEngine {
   }
 
   async predict(batch: PackedBatch): Promise<Float32Array> {
-    if (this.#ort) {
+    if (this.#rt) {
       if (!this.#tableSource) throw new Error("predict() needs setFirstLayerRows() first");
       return await this.#predictOrt(batch, true, this.#tableSource.features);
     }
@@ -316,7 +310,7 @@ export class CpuGcn implements GcnEngine {
    * comparison point of the benchmark). `rowSource` indexes `features`.
    */
   async predictPerProposal(batch: PackedBatch, features: Float32Array): Promise<Float32Array> {
-    if (this.#ort) return await this.#predictOrt(batch, false, features);
+    if (this.#rt) return await this.#predictOrt(batch, false, features);
     return this.#predictTs(batch, features, false);
   }
 
@@ -390,7 +384,7 @@ export class CpuGcn implements GcnEngine {
             idx[bi * n + r - batch.rowStart[p]!] = BigInt(localRow![r]!);
           }
         });
-        feeds[`I_${gi}`] = new this.#ort!.Tensor("int64", idx, [b, n]);
+        feeds[`I_${gi}`] = new this.#rt!.ort.Tensor("int64", idx, [b, n]);
       } else feeds[`X_${gi}`] = this.#tensor(gatherPadded(features, f, globalRow, batch, g), [b, n, f]);
     });
     const kind = shared ? "shared" : "naive";
@@ -413,7 +407,7 @@ export class CpuGcn implements GcnEngine {
     const rows = packedRows(batch);
     const ones = masks ? null : new Float32Array(rows).fill(1);
     const maskOf = (l: number) => masks ? masks[l]! : ones!;
-    const r = this.#ort ? await this.#trainOrt(batch, features, maskOf) : this.#trainTs(batch, features, maskOf);
+    const r = this.#rt ? await this.#trainOrt(batch, features, maskOf) : this.#trainTs(batch, features, maskOf);
     this.#grads = r.grads;
     return { preds: r.preds, loss: mseLoss(r.preds, batch.labels).loss };
   }
@@ -441,7 +435,7 @@ export class CpuGcn implements GcnEngine {
       feeds[`X_${gi}`] = this.#tensor(gatherPadded(features, f, batch.rowSource, batch, g), [b, n, f]);
       for (let l = 0; l < L; l++) feeds[`M${l}_${gi}`] = this.#tensor(padRowVector(maskOf(l), batch, g, 0), [b, n, 1]);
       feeds[`Y_${gi}`] = this.#tensor(Float32Array.from(g.members, (p) => batch.labels![p]!), [b]);
-      feeds[`R_${gi}`] = new this.#ort!.Tensor("int64", rowIds(n), [1, n, 1]);
+      feeds[`R_${gi}`] = new this.#rt!.ort.Tensor("int64", rowIds(n), [1, n, 1]);
     });
     const sess = await this.#session(`train${groups.length}`, () => trainGraph(dims, groups.length));
     const out = await sess.run(feeds);

@@ -10,7 +10,7 @@
  * Layer l: H<l+1> = Relu(MatMul(A, MatMul(H<l>, W<l>)) / D) · M<l>.
  * @module
  */
-import { ELEM_FLOAT, ELEM_INT64, type OnnxModel, type OnnxNode, type OnnxValue } from "./onnx_graph.ts";
+import { int64Initializer, type OnnxModel, type OnnxNode, OnnxType, type OnnxValue } from "../onnx.ts";
 
 function layerNodes(l: number, g: number, input: string, skipProduct: boolean, masked: boolean): OnnxNode[] {
   const s = `_${g}`;
@@ -55,7 +55,7 @@ export function inferenceGraph(dims: number[], groups: number, shared: boolean):
   for (let g = 0; g < groups; g++) {
     inputs.push(...groupInputs(g));
     if (shared) {
-      inputs.push({ name: `I_${g}`, elem: ELEM_INT64, dims: [`b${g}`, `n${g}`] });
+      inputs.push({ name: `I_${g}`, type: OnnxType.INT64, dims: [`b${g}`, `n${g}`] });
       nodes.push({ op: "Gather", inputs: ["T", `I_${g}`], outputs: [`H0_${g}`], attrs: { axis: 0 } });
     } else inputs.push({ name: `X_${g}`, dims: [`b${g}`, `n${g}`, dims[0]!] });
     for (let l = 0; l < L; l++) {
@@ -101,7 +101,7 @@ export function trainGraph(dims: number[], groups: number): OnnxModel {
       { name: `X${s}`, dims: [`b${g}`, `n${g}`, dims[0]!] },
       ...dims.slice(0, L).map((_, l) => ({ name: `M${l}${s}`, dims: [`b${g}`, `n${g}`, 1] })),
       { name: `Y${s}`, dims: [`b${g}`] },
-      { name: `R${s}`, elem: ELEM_INT64, dims: [1, `n${g}`, 1] },
+      { name: `R${s}`, type: OnnxType.INT64, dims: [1, `n${g}`, 1] },
     );
     nodes.push({ op: "Identity", inputs: [`X${s}`], outputs: [`H0${s}`] });
     for (let l = 0; l < L; l++) nodes.push(...layerNodes(l, g, `H${l}${s}`, false, true));
@@ -125,7 +125,7 @@ export function trainGraph(dims: number[], groups: number): OnnxModel {
         attrs: { axis: 1, keepdims: 1, select_last_index: 0 },
       },
       { op: "Equal", inputs: [`R${s}`, `AM${s}`], outputs: [`OHb${s}`] },
-      { op: "Cast", inputs: [`OHb${s}`], outputs: [`OH${s}`], attrs: { to: ELEM_FLOAT } },
+      { op: "Cast", inputs: [`OHb${s}`], outputs: [`OH${s}`], attrs: { to: OnnxType.FLOAT } },
       { op: "Mul", inputs: [`OH${s}`, `dV3${s}`], outputs: [`dH${L}${s}`] },
       { op: "Transpose", inputs: [`A${s}`], outputs: [`AT${s}`], attrs: { perm: [0, 2, 1] } },
     );
@@ -135,7 +135,7 @@ export function trainGraph(dims: number[], groups: number): OnnxModel {
     for (let l = L - 1; l >= 0; l--) {
       nodes.push(
         { op: "Greater", inputs: [`H${l + 1}${s}`, "zero"], outputs: [`pos${l}${s}`] },
-        { op: "Cast", inputs: [`pos${l}${s}`], outputs: [`posf${l}${s}`], attrs: { to: ELEM_FLOAT } },
+        { op: "Cast", inputs: [`pos${l}${s}`], outputs: [`posf${l}${s}`], attrs: { to: OnnxType.FLOAT } },
         { op: "Mul", inputs: [`dH${l + 1}${s}`, `M${l}${s}`], outputs: [`dHM${l}${s}`] },
         { op: "Mul", inputs: [`dHM${l}${s}`, `posf${l}${s}`], outputs: [`dZ${l}${s}`] },
         { op: "Div", inputs: [`dZ${l}${s}`, `D${s}`], outputs: [`S${l}${s}`] },
@@ -154,23 +154,17 @@ export function trainGraph(dims: number[], groups: number): OnnxModel {
   });
   nodes.push({ op: "Sum", inputs: gradWC, outputs: ["dWC"] }, { op: "Sum", inputs: gradBC, outputs: ["dBC"] });
   outputs.push({ name: "dWC", dims: [1, cl] }, { name: "dBC", dims: [1] });
-  const i64 = (name: string, values: bigint[]) => ({
-    name,
-    elem: ELEM_INT64,
-    dims: [values.length],
-    data: BigInt64Array.from(values),
-  });
   return {
     nodes,
     inputs,
     outputs,
     initializers: [
-      { name: "zero", elem: ELEM_FLOAT, dims: [], data: new Float32Array([0]) },
-      i64("flat", [-1n]),
-      i64("column", [-1n, 1n]),
-      i64("unsq1", [0n, 1n, -1n]),
-      i64("axis0", [0n]),
-      ...dims.map((d, l) => i64(`shape${l}`, [-1n, BigInt(d)])),
+      { name: "zero", type: OnnxType.FLOAT, dims: [], data: new Float32Array([0]) },
+      int64Initializer("flat", [-1n]),
+      int64Initializer("column", [-1n, 1n]),
+      int64Initializer("unsq1", [0n, 1n, -1n]),
+      int64Initializer("axis0", [0n]),
+      ...dims.map((d, l) => int64Initializer(`shape${l}`, [-1n, BigInt(d)])),
     ],
   };
 }

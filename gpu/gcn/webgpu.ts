@@ -5,21 +5,29 @@
  * Inference keeps the shared first-layer table `x·W₀` for every distinct node resident on the device when it fits
  * one storage binding; otherwise each batch computes the table rows it needs (same mathematics, less sharing).
  * Kernels: matmul (three transpose cases, {@linkcode ./matmul_wgsl.ts}), aggregate.wgsl, aggregate_backward.wgsl,
- * pool_classify.wgsl, head_backward.wgsl, sgd.wgsl.
+ * pool_classify.wgsl, head_backward.wgsl, sgd.wgsl, compiled, dispatched and read back through
+ * {@linkcode ../webgpu.ts}.
  * @module
  */
-import type { GpuContext } from "../device.ts";
+import { backendLabel, type GpuContext } from "../device.ts";
+import {
+  bindingLimit,
+  computePipeline,
+  encodeDispatch,
+  readBuffer,
+  STORAGE_USAGE,
+  storageBuffer,
+  uploadBuffer,
+  wgslFile,
+} from "../webgpu.ts";
 import type { GcnEngine, TrainStepResult } from "./engine.ts";
 import { type PackedBatch, packedRows, transposeCsr } from "./graph.ts";
 import { matmulWgsl } from "./matmul_wgsl.ts";
 import { type GcnWeights, layerDims, paramList, type SgdHyper, weightsFromList } from "./model.ts";
 
-const wgsl = (name: string) => Deno.readTextFileSync(new URL(`./${name}`, import.meta.url));
-
 /** Uniform slots are 256 bytes apart (the WebGPU minimum uniform offset alignment). */
 const SLOT = 256;
 const MAX_GROUPS = 65535;
-const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
 
 interface Pipelines {
   matmulNN: GPUComputePipeline;
@@ -32,23 +40,22 @@ interface Pipelines {
   sgd: GPUComputePipeline;
 }
 
-const pipelineCache = new WeakMap<GPUDevice, Promise<Pipelines>>();
-
-async function buildPipelines(device: GPUDevice): Promise<Pipelines> {
-  const make = async (code: string, label: string) => {
-    const module = device.createShaderModule({ code, label });
-    return await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" }, label });
-  };
+/** The GCN-D kernels on a device (each compiled once per device by {@linkcode computePipeline}). */
+async function pipelinesFor(device: GPUDevice): Promise<Pipelines> {
+  const file = (name: string) =>
+    computePipeline(device, { label: name, code: () => wgslFile(`${name}.wgsl`, import.meta.url) });
+  const matmul = (transA: boolean, transB: boolean, label: string) =>
+    computePipeline(device, { label, code: () => matmulWgsl(transA, transB) });
   const [matmulNN, matmulTN, matmulNT, aggregate, aggregateBackward, poolClassify, headBackward, sgd] = await Promise
     .all([
-      make(matmulWgsl(false, false), "matmul_nn"),
-      make(matmulWgsl(true, false), "matmul_tn"),
-      make(matmulWgsl(false, true), "matmul_nt"),
-      make(wgsl("aggregate.wgsl"), "aggregate"),
-      make(wgsl("aggregate_backward.wgsl"), "aggregate_backward"),
-      make(wgsl("pool_classify.wgsl"), "pool_classify"),
-      make(wgsl("head_backward.wgsl"), "head_backward"),
-      make(wgsl("sgd.wgsl"), "sgd"),
+      matmul(false, false, "matmul_nn"),
+      matmul(true, false, "matmul_tn"),
+      matmul(false, true, "matmul_nt"),
+      file("aggregate"),
+      file("aggregate_backward"),
+      file("pool_classify"),
+      file("head_backward"),
+      file("sgd"),
     ]);
   return { matmulNN, matmulTN, matmulNT, aggregate, aggregateBackward, poolClassify, headBackward, sgd };
 }
@@ -131,30 +138,18 @@ export class GpuGcn implements GcnEngine {
     this.#pipes = pipes;
     this.#cfg = { featureDim: weights.config.featureDim, hiddenDims: [...weights.config.hiddenDims] };
     this.#dims = layerDims(weights.config);
-    this.backend = `webgpu (${gpu.adapterName})`;
+    this.backend = backendLabel({ kind: "webgpu", gpu });
     this.#arena = new ParamArena(gpu.device);
-    this.#maxBinding = Math.min(gpu.device.limits.maxStorageBufferBindingSize, gpu.device.limits.maxBufferSize);
+    this.#maxBinding = bindingLimit(gpu.device);
     const list = paramList(weights);
-    this.#params = list.map((a, i) => this.#upload(a, `param${i}`));
-    this.#grads = list.map((a, i) => this.#create(a.byteLength, `grad${i}`));
-    this.#bufs = list.map((a, i) => this.#create(a.byteLength, `momentum${i}`));
+    this.#params = list.map((a, i) => uploadBuffer(this.#device, a, `param${i}`));
+    this.#grads = list.map((a, i) => storageBuffer(this.#device, a.byteLength, `grad${i}`));
+    this.#bufs = list.map((a, i) => storageBuffer(this.#device, a.byteLength, `momentum${i}`));
   }
 
   /** Compile the kernels (cached per device) and upload the weights. */
   static async create(weights: GcnWeights, gpu: GpuContext): Promise<GpuGcn> {
-    let p = pipelineCache.get(gpu.device);
-    if (!p) pipelineCache.set(gpu.device, p = buildPipelines(gpu.device));
-    return new GpuGcn(gpu, await p, weights);
-  }
-
-  #create(bytes: number, label: string): GPUBuffer {
-    return this.#device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: STORAGE, label });
-  }
-
-  #upload(data: Float32Array | Int32Array, label: string): GPUBuffer {
-    const buf = this.#create(data.byteLength, label);
-    this.#device.queue.writeBuffer(buf, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-    return buf;
+    return new GpuGcn(gpu, await pipelinesFor(gpu.device), weights);
   }
 
   /** A named scratch buffer of at least `bytes`, reused across batches (grown by 1.5× when too small). */
@@ -167,7 +162,7 @@ export class GpuGcn implements GcnEngine {
     if (!b || b.size < need) {
       const size = Math.min(this.#maxBinding, Math.max(need, Math.ceil(((b?.size ?? 0) * 1.5) / 16) * 16));
       b?.destroy();
-      b = this.#device.createBuffer({ size, usage: STORAGE, label: name });
+      b = this.#device.createBuffer({ size, usage: STORAGE_USAGE, label: name });
       this.#scratch.set(name, b);
     }
     return b;
@@ -190,35 +185,33 @@ export class GpuGcn implements GcnEngine {
     this.#pending.push({ pipeline, slot: this.#arena.push(words), buffers, grid });
   }
 
-  /** Encode and submit everything recorded so far. */
-  #submit(copies: { src: GPUBuffer; dst: GPUBuffer; bytes: number }[] = []): void {
+  /** Encode everything recorded so far (buffer clears, then one compute pass), uniforms uploaded first. */
+  #encode(): GPUCommandEncoder {
     const uniforms = this.#arena.flush();
     const enc = this.#device.createCommandEncoder();
     for (const c of this.#clears) enc.clearBuffer(c.buffer, 0, Math.ceil(c.bytes / 4) * 4);
     this.#clears = [];
     const pass = enc.beginComputePass();
     for (const d of this.#pending) {
-      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: d.slot, size: SLOT } }];
-      d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, this.#device.createBindGroup({ layout: d.pipeline.getBindGroupLayout(0), entries }));
-      pass.dispatchWorkgroups(d.grid[0], d.grid[1]);
+      encodeDispatch(this.#device, pass, {
+        pipeline: d.pipeline,
+        bindings: [{ buffer: uniforms, offset: d.slot, size: SLOT }, ...d.buffers],
+        grid: d.grid,
+      });
     }
     pass.end();
-    for (const c of copies) enc.copyBufferToBuffer(c.src, 0, c.dst, 0, Math.ceil(c.bytes / 4) * 4);
-    this.#device.queue.submit([enc.finish()]);
     this.#pending = [];
+    return enc;
   }
 
+  /** Submit everything recorded so far. */
+  #submit(): void {
+    this.#device.queue.submit([this.#encode().finish()]);
+  }
+
+  /** Run everything recorded so far and read `bytes` of `src` back in the same submission. */
   async #read(src: GPUBuffer, bytes: number): Promise<Float32Array> {
-    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
-    const staging = this.#device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.#submit([{ src, dst: staging, bytes }]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
-    staging.unmap();
-    staging.destroy();
-    return out;
+    return new Float32Array(await readBuffer(this.#device, src, { bytes, encoder: this.#encode() }));
   }
 
   // --- kernel wrappers ---------------------------------------------------------------------------------------
@@ -286,7 +279,7 @@ export class GpuGcn implements GcnEngine {
       this.#table = { mode: "perBatch", features, rows };
       return;
     }
-    const table = this.#create(bytes, "firstLayerTable");
+    const table = storageBuffer(this.#device, bytes, "firstLayerTable");
     const block = Math.max(64, Math.floor(Math.min(this.#maxBinding / (4 * f), 65536) / 64) * 64);
     for (let s = 0; s < rows.length; s += block) {
       const e = Math.min(rows.length, s + block);

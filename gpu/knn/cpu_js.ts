@@ -5,6 +5,8 @@
  * @module
  */
 import type { Features } from "../../shared/features.ts";
+import { backendLabel } from "../device.ts";
+import type { ExactBackendEntry } from "./backend.ts";
 import { PairBuilder, type PairList } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
@@ -107,3 +109,18 @@ export function pairsJs(features: Features, minSim: number): PairList {
   }
   return out.finish();
 }
+
+/** The registry entry: this module's loops, which run anywhere (the last CPU choice). */
+export const typescriptBackend: ExactBackendEntry = {
+  name: "typescript",
+  device: "cpu",
+  open: () =>
+    Promise.resolve({
+      label: backendLabel({ kind: "cpu" }, "typescript"),
+      knn: ({ base, queries, k, onProgress }) => {
+        let rows = 0;
+        return Promise.resolve(knnJs(base, queries, k, (n) => onProgress?.((rows += n) / queries.n)));
+      },
+      pairs: (features, { minSim }) => Promise.resolve(pairsJs(features, minSim)),
+    }),
+};

@@ -1,5 +1,5 @@
 /**
- * The CPU twin of the WGSL kNN kernels: onnxruntime runs small graphs built in code (see onnx_proto.ts) over query
+ * The CPU twin of the WGSL kNN kernels: onnxruntime runs small graphs built in code (see ../onnx.ts) over query
  * blocks, so the inner products go through an optimised SGEMM (MLAS in `onnxruntime-node`; the wasm SIMD build of
  * `onnxruntime-web` where the native addon cannot load) and the per-row selection through onnxruntime's TopK.
  *
@@ -21,102 +21,22 @@
  * positions and values of the entries ≥ minSim (GreaterOrEqual → NonZero → GatherND).
  * @module
  */
-import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
-import { encodeModel, OnnxType } from "./onnx_proto.ts";
+import { backendLabel } from "../device.ts";
+import { int64Initializer, type OnnxModel, OnnxType } from "../onnx.ts";
+import { createSession, loadOrt, tryLoadOrt } from "../ort.ts";
+import type { ExactBackendEntry } from "./backend.ts";
 import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
-/** The slice of the onnxruntime JS API used here (shared by onnxruntime-node and onnxruntime-web). */
-interface OrtTensor {
-  readonly data: unknown;
-  readonly dims: readonly number[];
-}
-interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-  release?(): Promise<void>;
-}
-interface OrtApi {
-  Tensor: new (type: "float32" | "int32" | "int64", data: Float32Array | Int32Array, dims: number[]) => OrtTensor;
-  InferenceSession: { create(model: Uint8Array, options?: Record<string, unknown>): Promise<OrtSession> };
-  env?: { wasm?: { numThreads?: number } };
-}
-
-/** A loaded onnxruntime build and its label (`onnxruntime-node` or `onnxruntime-web (wasm)`). */
-export interface OrtRuntime {
-  ort: OrtApi;
-  label: string;
-  /** session options for this build */
-  sessionOptions: Record<string, unknown>;
-}
-
-let runtime: Promise<OrtRuntime> | null = null;
-
-/** Number of CPU threads to give onnxruntime. */
-function cpuThreads(): number {
-  return Math.max(1, navigator.hardwareConcurrency || 1);
-}
-
-/**
- * Load onnxruntime once per process: native `onnxruntime-node` first, `onnxruntime-web` (wasm) when the addon
- * cannot load. `LTC_ORT=web` forces the wasm build (used by tests to exercise the fallback).
- */
-export function loadOrt(): Promise<OrtRuntime> {
-  if (runtime) return runtime;
-  runtime = (async () => {
-    const errors: string[] = [];
-    if (Deno.env.get("LTC_ORT") !== "web") {
-      try {
-        const mod = await import("onnxruntime-node");
-        const ort = (mod.default ?? mod) as unknown as OrtApi;
-        return {
-          ort,
-          label: "onnxruntime-node",
-          sessionOptions: {
-            intraOpNumThreads: cpuThreads(),
-            interOpNumThreads: 1,
-            graphOptimizationLevel: "all",
-            executionMode: "sequential",
-            logSeverityLevel: 3,
-            ...(Deno.env.get("LTC_ORT_SPIN") === "0"
-              ? { extra: { session: { intra_op: { allow_spinning: "0" } } } }
-              : {}),
-          },
-        };
-      } catch (err) {
-        errors.push(`onnxruntime-node: ${(err as Error).message}`);
-      }
-    }
-    try {
-      const mod = await import("onnxruntime-web");
-      const ort = (mod.default ?? mod) as unknown as OrtApi;
-      if (ort.env?.wasm) ort.env.wasm.numThreads = cpuThreads();
-      return {
-        ort,
-        label: "onnxruntime-web (wasm)",
-        sessionOptions: { executionProviders: ["wasm"], graphOptimizationLevel: "all", logSeverityLevel: 3 },
-      };
-    } catch (err) {
-      errors.push(`onnxruntime-web: ${(err as Error).message}`);
-    }
-    throw new LtcError(`cannot load onnxruntime (${errors.join("; ")})`);
-  })();
-  runtime.catch(() => runtime = null);
-  return runtime;
-}
-
-const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32, I64 = OnnxType.INT64;
-
-function int64s(name: string, values: number[]) {
-  return { name, type: I64, dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) };
-}
+const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32;
 
 /**
  * Graph for one base chunk: `V, I = TopK_k(Q · chunkᵀ)`, ids offset by the chunk's first row and cast to int32.
  * The chunk is a constant so onnxruntime pre-packs it for its SGEMM.
  */
-function chunkTopKModel(chunk: Float32Array, rows: number, dim: number, k: number, firstId: number): Uint8Array {
-  return encodeModel({
+function chunkTopKModel(chunk: Float32Array, rows: number, dim: number, k: number, firstId: number): OnnxModel {
+  return {
     nodes: [
       { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
       { op: "TopK", inputs: ["S", "K"], outputs: ["V", "I64"], attrs: { axis: -1, largest: 1, sorted: 0 } },
@@ -127,20 +47,20 @@ function chunkTopKModel(chunk: Float32Array, rows: number, dim: number, k: numbe
     outputs: [{ name: "V", type: F32, dims: ["b", k] }, { name: "I", type: I32, dims: ["b", k] }],
     initializers: [
       { name: "X", type: F32, dims: [rows, dim], data: chunk },
-      int64s("K", [k]),
+      int64Initializer("K", [k]),
       { name: "first", type: I32, dims: [1], data: Int32Array.of(firstId) },
     ],
-  });
+  };
 }
 
 /** Graph for similarity pairs: positions (int32, row-major order) and values of `Q · Xᵀ ≥ minSim`. */
-function pairsModel(dim: number): Uint8Array {
-  return encodeModel({
+function pairsModel(dim: number): OnnxModel {
+  return {
     nodes: [
       { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
       { op: "GreaterOrEqual", inputs: ["S", "minSim"], outputs: ["mask"] },
       { op: "NonZero", inputs: ["mask"], outputs: ["nz"] },
-      { op: "Transpose", inputs: ["nz"], outputs: ["pos64"], attrs: { perm: { ints: [1, 0] } } },
+      { op: "Transpose", inputs: ["nz"], outputs: ["pos64"], attrs: { perm: [1, 0] } },
       { op: "GatherND", inputs: ["S", "pos64"], outputs: ["V"] },
       { op: "Cast", inputs: ["pos64"], outputs: ["P"], attrs: { to: I32 } },
     ],
@@ -150,7 +70,7 @@ function pairsModel(dim: number): Uint8Array {
       { name: "minSim", type: F32, dims: [] },
     ],
     outputs: [{ name: "P", type: I32, dims: ["m", 2] }, { name: "V", type: F32, dims: ["m"] }],
-  });
+  };
 }
 
 /** Tuning of the blocked loops. */
@@ -195,7 +115,7 @@ export async function knnOrt(
     const rows = c1 - c0;
     const kc = Math.min(k, rows);
     const model = chunkTopKModel(base.data.subarray(c0 * dim, c1 * dim), rows, dim, kc, c0);
-    const session = await rt.ort.InferenceSession.create(model, rt.sessionOptions);
+    const session = await createSession(rt, model);
     try {
       for (let q0 = 0; q0 < queries.n; q0 += qb) {
         const q1 = Math.min(queries.n, q0 + qb);
@@ -224,7 +144,7 @@ export async function pairsOrt(
   const { n, dim } = features;
   const qb = options.queryBlock ?? DEFAULT_QUERY_BLOCK;
   const cb = options.chunkRows ?? 8192;
-  const session = await ort.InferenceSession.create(pairsModel(dim), rt.sessionOptions);
+  const session = await createSession(rt, pairsModel(dim));
   const minSimT = new ort.Tensor("float32", Float32Array.of(minSim), []);
   const out = new PairBuilder();
   const totalWork = (n * (n + 1)) / 2;
@@ -255,3 +175,17 @@ export async function pairsOrt(
   }
   return { ...out.finish(), label: rt.label };
 }
+
+/** The registry entry: the onnxruntime graphs, on whichever build loads here (none: not available). */
+export const onnxruntimeBackend: ExactBackendEntry = {
+  name: "onnxruntime",
+  device: "cpu",
+  open: async () => {
+    const rt = await tryLoadOrt();
+    return rt && {
+      label: backendLabel({ kind: "cpu" }, rt.label),
+      knn: ({ base, queries, k, onProgress }) => knnOrt(base, queries, k, { onProgress }),
+      pairs: (features, { minSim, onProgress }) => pairsOrt(features, minSim, { onProgress }),
+    };
+  },
+};

@@ -15,10 +15,8 @@
  * @module
  */
 import { LtcError } from "../../shared/errors.ts";
-import { loadOrt, type OrtRuntime } from "./cpu_ort.ts";
-import { encodeModel, type OnnxNode, OnnxType } from "./onnx_proto.ts";
-
-type OrtSession = Awaited<ReturnType<OrtRuntime["ort"]["InferenceSession"]["create"]>>;
+import { type OnnxModel, type OnnxNode, OnnxType } from "../onnx.ts";
+import { createSession, loadOrt, type OrtRuntime, type OrtSession } from "../ort.ts";
 
 const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32;
 
@@ -56,12 +54,9 @@ class GemmSession {
     this.label = rt.label;
   }
 
-  static async create(dim: number, model: Uint8Array): Promise<GemmSession> {
+  static async create(dim: number, model: OnnxModel): Promise<GemmSession> {
     const rt = await loadOrt();
-    const options = rt.label === "onnxruntime-node"
-      ? { ...rt.sessionOptions, extra: { session: { intra_op: { allow_spinning: "0" } } } }
-      : rt.sessionOptions;
-    return new GemmSession(rt, await rt.ort.InferenceSession.create(model, options), dim);
+    return new GemmSession(rt, await createSession(rt, model, { spin: false }), dim);
   }
 
   async run(
@@ -107,7 +102,7 @@ abstract class GemmGraph {
 export class ScaledGemmOrt extends GemmGraph {
   /** Build the session (loads onnxruntime once per process). */
   static async create(dim: number, options: { alpha: number }): Promise<ScaledGemmOrt> {
-    const model = encodeModel({
+    const model: OnnxModel = {
       nodes: [gemmNode(options.alpha)],
       inputs: [
         { name: "A", type: F32, dims: ["m", dim] },
@@ -115,7 +110,7 @@ export class ScaledGemmOrt extends GemmGraph {
         { name: "bias", type: F32, dims: ["n"] },
       ],
       outputs: [{ name: "S", type: F32, dims: ["m", "n"] }],
-    });
+    };
     return new ScaledGemmOrt(await GemmSession.create(dim, model));
   }
 
@@ -134,10 +129,10 @@ export class ScaledGemmOrt extends GemmGraph {
 export class RowMinCandidatesOrt extends GemmGraph {
   /** Build the session (loads onnxruntime once per process). */
   static async create(dim: number, options: { alpha: number }): Promise<RowMinCandidatesOrt> {
-    const model = encodeModel({
+    const model: OnnxModel = {
       nodes: [
         gemmNode(options.alpha),
-        { op: "ReduceMin", inputs: ["S"], outputs: ["rowMin"], attrs: { axes: { ints: [1] }, keepdims: 1 } },
+        { op: "ReduceMin", inputs: ["S"], outputs: ["rowMin"], attrs: { axes: [1], keepdims: 1 } },
         { op: "Add", inputs: ["rowMin", "margin"], outputs: ["limit"] },
         { op: "LessOrEqual", inputs: ["S", "limit"], outputs: ["near"] },
         { op: "NonZero", inputs: ["near"], outputs: ["pos64"] },
@@ -150,7 +145,7 @@ export class RowMinCandidatesOrt extends GemmGraph {
         { name: "margin", type: F32, dims: ["m", 1] },
       ],
       outputs: [{ name: "P", type: I32, dims: [2, "count"] }],
-    });
+    };
     return new RowMinCandidatesOrt(await GemmSession.create(dim, model));
   }
 

@@ -11,6 +11,8 @@
  */
 import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
+import { backendLabel } from "../device.ts";
+import type { IndexBackendEntry } from "./backend.ts";
 import { RowTopK } from "./topk.ts";
 
 /** HNSW parameters. */
@@ -180,6 +182,29 @@ export async function hnswKnn(
   const { nbrs, dists } = top.finishInPlace();
   return { nbrs, dists, params, shards, buildSeconds, querySeconds };
 }
+
+/** Label of an HNSW run, recorded in sidecars: `cpu (hnswlib-wasm)`, or with the worker shards that ran. */
+export function hnswLabel(shards: number): string {
+  return backendLabel({ kind: "cpu" }, `hnswlib-wasm${shards > 1 ? `, ${shards} worker shards` : ""}`);
+}
+
+const HNSW_PARAM_NAMES = ["m", "efConstruction", "ef", "seed", "shards"];
+
+/** The registry entry: parameters `m`, `efConstruction`, `ef`, `seed`, `shards` (see {@linkcode HnswOptions}). */
+export const hnswBackend: IndexBackendEntry = {
+  name: "hnsw",
+  open: (params) => {
+    const unknown = Object.keys(params).filter((name) => !HNSW_PARAM_NAMES.includes(name));
+    if (unknown.length) return Promise.reject(new LtcError(`hnsw: unknown parameter ${unknown.join(", ")}`));
+    return Promise.resolve({
+      label: hnswLabel(params.shards ?? 1),
+      knn: async ({ base, queries, k, onProgress }) => {
+        const r = await hnswKnn(base, { ...params, k, queries, onProgress });
+        return { ...r, label: hnswLabel(r.shards), params: { ...r.params, shards: r.shards } };
+      },
+    });
+  },
+};
 
 /** Copy rows into shared memory so every worker reads them without its own copy. */
 function shared(data: Float32Array): Float32Array {

@@ -1,10 +1,11 @@
 /**
- * Exact k-nearest neighbours by inner product (faiss `IndexFlatIP` semantics) and all-pairs similarity search, on
- * one small interface over the backends:
+ * Exact k-nearest neighbours by inner product (faiss `IndexFlatIP` semantics) and all-pairs similarity search, over
+ * the exact backends of {@linkcode ./registry.ts} (each implements {@linkcode ./backend.ts}):
  * - `cpu`: the CPU twin (onnxruntime MatMul + TopK graphs over query blocks; plain TypeScript when no onnxruntime
  *   build loads);
  * - `webgpu`: hand-written WGSL, tiled inner products with a fused per-row top-k;
  * - `auto`: WebGPU on a real GPU, the CPU twin otherwise (a software adapter such as llvmpipe is slower).
+ * Approximate indexes (HNSW) are opened by name through {@linkcode openKnnIndex}.
  *
  * Output rows follow faiss: neighbours by descending similarity (ties: ascending id), self normally first with
  * distance ≈ 0, distance = 1 − similarity in float32. No backend ever materialises the N×N similarity matrix.
@@ -14,11 +15,9 @@ import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import type { KnnGraph } from "../../shared/knn_file.ts";
 import { Progress } from "../../shared/progress.ts";
-import { type BackendChoice, resolveBackend } from "../device.ts";
-import { knnJs, pairsJs } from "./cpu_js.ts";
-import { knnOrt, loadOrt, pairsOrt } from "./cpu_ort.ts";
+import type { BackendChoice } from "../device.ts";
 import type { PairList } from "./pairs.ts";
-import { knnWebGpu, pairsWebGpu } from "./webgpu.ts";
+import { openExactBackend } from "./registry.ts";
 
 export type { PairList } from "./pairs.ts";
 
@@ -65,33 +64,11 @@ export async function exactKnn(features: Features, options: ExactKnnOptions): Pr
   }
   const bar = options.progress === false ? undefined : fractionBar("knn");
   try {
-    const resolved = await resolveBackend(options.backend ?? "auto");
-    if (resolved.kind === "webgpu") {
-      const r = await knnWebGpu(resolved.gpu, features, queries, k, { onProgress: bar?.update });
-      return {
-        graph: { n: queries.n, k, nbrs: r.nbrs, dists: r.dists },
-        backend: `webgpu (${resolved.gpu.adapterName})`,
-      };
-    }
-    if (await ortAvailable()) {
-      const r = await knnOrt(features, queries, k, { onProgress: bar?.update });
-      return { graph: { n: queries.n, k, nbrs: r.nbrs, dists: r.dists }, backend: `cpu (${r.label})` };
-    }
-    let rows = 0;
-    const { nbrs, dists } = knnJs(features, queries, k, (n) => bar?.update((rows += n) / queries.n));
-    return { graph: { n: queries.n, k, nbrs, dists }, backend: "cpu (typescript)" };
+    const backend = await openExactBackend(options.backend ?? "auto");
+    const { nbrs, dists } = await backend.knn({ base: features, queries, k, onProgress: bar?.update });
+    return { graph: { n: queries.n, k, nbrs, dists }, backend: backend.label };
   } finally {
     bar?.done();
-  }
-}
-
-/** Whether an onnxruntime build loads here (else the TypeScript path runs). */
-async function ortAvailable(): Promise<boolean> {
-  try {
-    await loadOrt();
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -134,16 +111,8 @@ export async function similarityPairs(
 ): Promise<PairList & { backend: string }> {
   checkFeatures(features, "similarityPairs features");
   if (!Number.isFinite(options.minSim)) throw new LtcError(`similarityPairs: minSim must be a finite number`);
-  const resolved = await resolveBackend(options.backend ?? "auto");
-  if (resolved.kind === "webgpu") {
-    const r = await pairsWebGpu(resolved.gpu, features, options.minSim);
-    return { ...r, backend: `webgpu (${resolved.gpu.adapterName})` };
-  }
-  if (await ortAvailable()) {
-    const r = await pairsOrt(features, options.minSim);
-    return { i: r.i, j: r.j, sim: r.sim, backend: `cpu (${r.label})` };
-  }
-  return { ...pairsJs(features, options.minSim), backend: "cpu (typescript)" };
+  const backend = await openExactBackend(options.backend ?? "auto");
+  return { ...(await backend.pairs(features, { minSim: options.minSim })), backend: backend.label };
 }
 
 /** Options of {@linkcode pairsWithinDistance}. */
@@ -219,4 +188,14 @@ export async function pairsWithinDistance(
 
 export { dotAt } from "./cpu_js.ts";
 export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.ts";
-export { hnswKnn, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
+export { hnswKnn, hnswLabel, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
+export type {
+  ExactKnnBackend,
+  IndexKnnBackend,
+  IndexParams,
+  IndexRun,
+  KnnBackend,
+  KnnRows,
+  KnnSearch,
+} from "./backend.ts";
+export { EXACT_KNN_BACKENDS, KNN_INDEXES, openExactBackend, openKnnIndex } from "./registry.ts";

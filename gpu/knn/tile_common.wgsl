@@ -3,14 +3,17 @@
 // and 64 base rows; thread (tx, ty) holds rows 4ty..4ty+3 × cols 4tx..4tx+3 in four vec4 accumulators. Dims are
 // staged TD at a time through workgroup memory, each staged dim a padded row of 16 vec4 (rows 4g..4g+3 in slot g);
 // global reads are coalesced along dims. Layouts: qFeat / bFeat row-major f32 [rows][dim]; rows past the bound
-// count read as zeros. TD is specialised by the host from the device's workgroup-memory limit.
+// count read as zeros.
 
-const TD: u32 = 16u;
+// Dims staged per barrier pair: an override constant the host sets from the device's workgroup-memory limit (32
+// where ~18 KiB are granted, else 16, which fits WebGPU's guaranteed 16 KiB). Must stay >= 16: the staging array
+// doubles as the kNN kernel's HALF x TB similarity exchange.
+override TD: u32 = 16u;
 const TQ: u32 = 64u; // query rows per workgroup
 const TB: u32 = 64u; // base rows per tile
 const HALF: u32 = 32u; // query rows exchanged per selection pass
 const SROW: u32 = 17u; // vec4 slots per staged dim: 16 used + 1 pad (spreads rows over memory banks)
-const STAGE: u32 = TD * SROW * 2u; // Q then B staging; reused as a [HALF][TB] sim exchange
+override STAGE: u32 = TD * SROW * 2u; // Q then B staging; reused as a [HALF][TB] sim exchange
 
 @group(0) @binding(0) var<storage, read> qFeat: array<f32>;
 @group(0) @binding(1) var<storage, read> bFeat: array<f32>;

@@ -1,15 +1,27 @@
 /**
  * Exact kNN and all-pairs similarity search on WebGPU with hand-written WGSL: `tile_common.wgsl` (the 64×64
  * inner-product tile) prepended to `knn_tile.wgsl` (fused per-row top-k) or `pairs_tile.wgsl` (pairs ≥ minSim
- * appended through an atomic counter); the N×N matrix never exists. Features are uploaded once, split into GPU buffers that each fit one
- * storage binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe). Queries run in batches whose
- * heaps fit a binding; each batch visits every base buffer with one dispatch per base range, the heaps persisting in
- * GPU memory between dispatches; base ranges are further split across the grid's y axis so small query batches
- * still fill the GPU. The per-split heaps come back to the host and are merged with {@linkcode RowTopK}.
+ * appended through an atomic counter); the N×N matrix never exists. Compiling, dispatching and reading back go
+ * through {@linkcode ../webgpu.ts}. Features are uploaded once, split into GPU buffers that each fit one storage
+ * binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe). Queries run in batches whose heaps fit
+ * a binding; each batch visits every base buffer with one dispatch per base range, the heaps persisting in GPU
+ * memory between dispatches; base ranges are further split across the grid's y axis so small query batches still
+ * fill the GPU. The per-split heaps come back to the host and are merged with {@linkcode RowTopK}.
  * @module
  */
 import type { Features } from "../../shared/features.ts";
-import type { GpuContext } from "../device.ts";
+import { backendLabel, type GpuContext } from "../device.ts";
+import {
+  bindingLimit,
+  computePipeline,
+  dispatch,
+  type KernelSpec,
+  readBuffer,
+  storageBuffer,
+  uploadRowParts,
+  wgslFile,
+} from "../webgpu.ts";
+import type { ExactBackendEntry } from "./backend.ts";
 import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
 import { RowTopK } from "./topk.ts";
 
@@ -24,73 +36,39 @@ const TARGET_WORKGROUPS = 1024;
 /** Which kernel: kNN with fused top-k, or similarity pairs. */
 export type TileKernel = "knn" | "pairs";
 
-const pipelines = new Map<string, { device: GPUDevice; pipeline: GPUComputePipeline }>();
+/**
+ * The tile depth TD (dims staged per barrier pair) for a device: 32 where it grants the ~18 KiB of workgroup memory
+ * that needs (2 × TD × 17 vec4 of staging plus the kNN kernel's per-row thresholds), else 16.
+ */
+export function tileDepth(maxWorkgroupBytes: number): number {
+  return maxWorkgroupBytes >= 2 * 32 * 17 * 16 + 1024 ? 32 : 16;
+}
 
 /**
- * A kernel's source: `tile_common.wgsl` + `<kind>_tile.wgsl`, with the staging depth TD specialised to 32 dims per
- * barrier pair where the device grants the ~18 KiB of workgroup memory that needs (2 × TD × 17 vec4 of staging plus
- * the kNN kernel's per-row thresholds), else 16 (fits WebGPU's guaranteed 16 KiB). TD must stay ≥ 16 because the
- * staging array doubles as the kNN kernel's 32 × 64 similarity exchange.
+ * A tile kernel: `tile_common.wgsl` + `<kind>_tile.wgsl` (WGSL has no imports), TD set through its `override`
+ * (`depth`, a test override, defaults to the device's {@linkcode tileDepth}).
  */
-export function tileShaderSource(kind: TileKernel, maxWorkgroupBytes: number): string {
-  const td = maxWorkgroupBytes >= 2 * 32 * 17 * 16 + 1024 ? 32 : 16;
-  const common = Deno.readTextFileSync(new URL("./tile_common.wgsl", import.meta.url));
-  const specialised = common.replace(/const TD: u32 = \d+u;/, `const TD: u32 = ${td}u;`);
-  if (specialised === common && td !== 16) throw new Error("tile_common.wgsl: TD declaration not found");
-  return specialised + "\n" + Deno.readTextFileSync(new URL(`./${kind}_tile.wgsl`, import.meta.url));
+function tileKernel(kind: TileKernel, device: GPUDevice, depth?: 16 | 32): KernelSpec {
+  return {
+    label: `${kind}_tile`,
+    code: () => wgslFile("tile_common.wgsl", import.meta.url) + "\n" + wgslFile(`${kind}_tile.wgsl`, import.meta.url),
+    constants: { TD: depth ?? tileDepth(device.limits.maxComputeWorkgroupStorageSize) },
+  };
 }
 
-/** The compiled kernel for a device (compiled once per process; errors surface here, not as silent garbage). */
-async function pipelineFor(device: GPUDevice, kind: TileKernel): Promise<GPUComputePipeline> {
-  const cached = pipelines.get(kind);
-  if (cached?.device === device) return cached.pipeline;
-  const code = tileShaderSource(kind, device.limits.maxComputeWorkgroupStorageSize);
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code, label: `${kind}_tile` });
-  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
-  const err = await device.popErrorScope();
-  if (err) throw new Error(`${kind}_tile.wgsl: ${err.message}`);
-  pipelines.set(kind, { device, pipeline });
-  return pipeline;
+/** Options of the WebGPU searches. */
+export interface TileRunOptions {
+  /** called with the completed fraction */
+  onProgress?: (fraction: number) => void;
+  /** test override: a smaller storage-binding limit (more buffer parts, more dispatches) */
+  maxBindingBytes?: number;
+  /** test override: the tile depth TD (default: the device's {@linkcode tileDepth}) */
+  tileDepth?: 16 | 32;
 }
 
-/** Features on the GPU: consecutive row ranges, each in its own buffer that fits one storage binding. */
-export interface GpuRows {
-  dim: number;
-  n: number;
-  parts: { buffer: GPUBuffer; row0: number; rows: number }[];
-  destroy(): void;
-}
-
-/** Largest storage binding to use: the device's, or a smaller test override. */
-function bindingLimit(device: GPUDevice, override?: number): number {
-  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  return override ? Math.min(limit, override) : limit;
-}
-
-/** Rows per GPU buffer for `dim`: fits a binding and is a multiple of 64 (keeps binding offsets aligned). */
-function rowsPerPart(limit: number, dim: number): number {
-  const rows = Math.floor(limit / (dim * 4) / TQ) * TQ;
-  if (rows < TQ) throw new Error(`webgpu: dim ${dim} too large for a ${limit}-byte storage binding`);
-  return rows;
-}
-
-/** Upload features once, cut into binding-sized buffers. */
-export function uploadRows(gpu: GpuContext, f: Features, maxBindingBytes?: number): GpuRows {
-  const { device } = gpu;
-  const per = rowsPerPart(bindingLimit(device, maxBindingBytes), f.dim);
-  const parts: GpuRows["parts"] = [];
-  for (let row0 = 0; row0 < f.n; row0 += per) {
-    const rows = Math.min(per, f.n - row0);
-    const buffer = device.createBuffer({
-      size: Math.max(16, rows * f.dim * 4),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      label: `features ${row0}+${rows}`,
-    });
-    device.queue.writeBuffer(buffer, 0, f.data as Float32Array<ArrayBuffer>, row0 * f.dim, rows * f.dim);
-    parts.push({ buffer, row0, rows });
-  }
-  return { dim: f.dim, n: f.n, parts, destroy: () => parts.forEach((p) => p.buffer.destroy()) };
+/** Upload features once, cut into binding-sized buffers of whole 64-row tiles. */
+function uploadRows(gpu: GpuContext, f: Features, maxBindingBytes?: number) {
+  return uploadRowParts(gpu.device, f, { rowAlign: TQ, maxBindingBytes });
 }
 
 /** Exact top-k of every query row among the base rows on WebGPU. */
@@ -99,10 +77,10 @@ export async function knnWebGpu(
   base: Features,
   queries: Features,
   k: number,
-  options: { onProgress?: (fraction: number) => void; maxBindingBytes?: number } = {},
+  options: TileRunOptions = {},
 ): Promise<{ nbrs: Int32Array; dists: Float32Array }> {
   const { device } = gpu;
-  const pipeline = await pipelineFor(device, "knn");
+  const pipeline = await computePipeline(device, tileKernel("knn", device, options.tileDepth));
   const dim = base.dim;
   const gBase = uploadRows(gpu, base, options.maxBindingBytes);
   const gQuery = queries === base ? gBase : uploadRows(gpu, queries, options.maxBindingBytes);
@@ -125,14 +103,8 @@ export async function knnWebGpu(
         const qTiles = Math.ceil(qRows / TQ);
         const splits = Math.max(1, Math.min(splitsCap, Math.ceil(TARGET_WORKGROUPS / qTiles)));
         const heapLen = qRows * splits * k;
-        const heapSim = device.createBuffer({
-          size: heapLen * 4,
-          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
-        });
-        const heapId = device.createBuffer({
-          size: heapLen * 4,
-          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
-        });
+        const heapSim = storageBuffer(device, heapLen * 4, "heapSim");
+        const heapId = storageBuffer(device, heapLen * 4, "heapId");
         device.queue.writeBuffer(heapSim, 0, new Float32Array(heapLen).fill(EMPTY_SIM));
         device.queue.writeBuffer(heapId, 0, new Int32Array(heapLen).fill(-1));
         for (const bPart of gBase.parts) {
@@ -145,17 +117,17 @@ export async function knnWebGpu(
               0,
               Uint32Array.of(qRows, bRows, dim, k, splits, tilesPerSplit, bPart.row0 + r0, bTiles),
             );
-            const bind = device.createBindGroup({
-              layout: pipeline.getBindGroupLayout(0),
-              entries: [
-                { binding: 0, resource: { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 } },
-                { binding: 1, resource: { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 } },
-                { binding: 2, resource: { buffer: heapSim } },
-                { binding: 3, resource: { buffer: heapId } },
-                { binding: 4, resource: { buffer: params } },
+            dispatch(device, {
+              pipeline,
+              bindings: [
+                { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 },
+                { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 },
+                heapSim,
+                heapId,
+                params,
               ],
+              grid: [qTiles, splits],
             });
-            dispatch(device, pipeline, bind, qTiles, splits);
             // queue.writeBuffer of the next params is ordered after this submit, so dispatches can be queued
             // back to back; wait now and then only to bound the queue and report progress
             done += qRows * bRows;
@@ -165,8 +137,8 @@ export async function knnWebGpu(
             }
           }
         }
-        const sims = new Float32Array(await readBack(device, heapSim, heapLen * 4));
-        const ids = new Int32Array(await readBack(device, heapId, heapLen * 4));
+        const sims = new Float32Array(await readBuffer(device, heapSim, { bytes: heapLen * 4 }));
+        const ids = new Int32Array(await readBuffer(device, heapId, { bytes: heapLen * 4 }));
         heapSim.destroy();
         heapId.destroy();
         top.offerRows(qPart.row0 + b0, qRows, splits * k, sims, ids);
@@ -188,23 +160,17 @@ export async function pairsWebGpu(
   gpu: GpuContext,
   features: Features,
   minSim: number,
-  options: { onProgress?: (fraction: number) => void; maxBindingBytes?: number } = {},
+  options: TileRunOptions = {},
 ): Promise<PairList> {
   const { device } = gpu;
-  const pipeline = await pipelineFor(device, "pairs");
+  const pipeline = await computePipeline(device, tileKernel("pairs", device, options.tileDepth));
   const dim = features.dim;
   const rows = uploadRows(gpu, features, options.maxBindingBytes);
   const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  const count = device.createBuffer({
-    size: 16,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
-  });
+  const count = storageBuffer(device, 16, "pairCount");
   const bindLimit = bindingLimit(device, options.maxBindingBytes);
   let capacity = INITIAL_PAIR_CAPACITY;
-  const makeOut = () =>
-    [0, 1, 2].map(() =>
-      device.createBuffer({ size: capacity * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
-    );
+  const makeOut = () => ["outI", "outJ", "outSim"].map((label) => storageBuffer(device, capacity * 4, label));
   let outs = makeOut();
   const found = new PairBuilder();
   const totalWork = (features.n * (features.n + 1)) / 2;
@@ -231,20 +197,18 @@ export async function pairsWebGpu(
               new Uint32Array(p, 12, 1)[0] = capacity;
               device.queue.writeBuffer(params, 0, p);
               device.queue.writeBuffer(count, 0, new Uint32Array(4));
-              const bind = device.createBindGroup({
-                layout: pipeline.getBindGroupLayout(0),
-                entries: [
-                  { binding: 0, resource: { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 } },
-                  { binding: 1, resource: { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 } },
-                  { binding: 2, resource: { buffer: outs[0]! } },
-                  { binding: 3, resource: { buffer: outs[1]! } },
-                  { binding: 4, resource: { buffer: outs[2]! } },
-                  { binding: 5, resource: { buffer: count } },
-                  { binding: 6, resource: { buffer: params } },
+              dispatch(device, {
+                pipeline,
+                bindings: [
+                  { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 },
+                  { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 },
+                  ...outs,
+                  count,
+                  params,
                 ],
+                grid: [qTiles, splits],
               });
-              dispatch(device, pipeline, bind, qTiles, splits);
-              const got = new Uint32Array(await readBack(device, count, 4))[0]!;
+              const got = new Uint32Array(await readBuffer(device, count, { bytes: 4 }))[0]!;
               if (got > capacity) {
                 // too many pairs for the lists: grow them (within one binding) and run this range again
                 if (got * 4 > bindLimit) {
@@ -256,9 +220,9 @@ export async function pairsWebGpu(
                 continue;
               }
               if (got > 0) {
-                const is = new Int32Array(await readBack(device, outs[0]!, got * 4));
-                const js = new Int32Array(await readBack(device, outs[1]!, got * 4));
-                const ss = new Float32Array(await readBack(device, outs[2]!, got * 4));
+                const is = new Int32Array(await readBuffer(device, outs[0]!, { bytes: got * 4 }));
+                const js = new Int32Array(await readBuffer(device, outs[1]!, { bytes: got * 4 }));
+                const ss = new Float32Array(await readBuffer(device, outs[2]!, { bytes: got * 4 }));
                 for (let t = 0; t < got; t++) found.push(is[t]!, js[t]!, ss[t]!);
               }
               break;
@@ -278,26 +242,16 @@ export async function pairsWebGpu(
   return sortPairs(found.finish(), features.n);
 }
 
-/** Copy a GPU buffer to the host. */
-/** Encode and submit one compute dispatch of `pipeline` over an x × y grid. */
-function dispatch(device: GPUDevice, pipeline: GPUComputePipeline, bind: GPUBindGroup, x: number, y: number): void {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bind);
-  pass.dispatchWorkgroups(x, y);
-  pass.end();
-  device.queue.submit([enc.finish()]);
-}
-
-async function readBack(device: GPUDevice, src: GPUBuffer, size: number): Promise<ArrayBuffer> {
-  const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(src, 0, staging, 0, size);
-  device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = staging.getMappedRange().slice(0);
-  staging.unmap();
-  staging.destroy();
-  return out;
-}
+/** The registry entry: the WGSL kernels on the process's WebGPU device. */
+export const webgpuBackend: ExactBackendEntry = {
+  name: "webgpu",
+  device: "webgpu",
+  open: ({ gpu }) =>
+    Promise.resolve(
+      gpu && {
+        label: backendLabel({ kind: "webgpu", gpu }),
+        knn: ({ base, queries, k, onProgress }) => knnWebGpu(gpu, base, queries, k, { onProgress }),
+        pairs: (features, { minSim, onProgress }) => pairsWebGpu(gpu, features, minSim, { onProgress }),
+      },
+    ),
+};

@@ -1,12 +1,48 @@
 /**
- * A minimal ONNX model writer: just enough protobuf (varints, length-delimited fields, fixed32 floats) to build the
- * small compute graphs the CPU twin hands to onnxruntime — nodes with int/float/ints attributes, typed graph inputs
- * and outputs with symbolic or fixed dims, and raw-data initializers. Field numbers follow onnx.proto3.
+ * The ONNX model writer of the CPU twins (kNN, k-means products, GCN-D): a model description — nodes with
+ * int / ints / float attributes, typed graph inputs and outputs with fixed or symbolic dims, raw-data initializers —
+ * and its encoding as ONNX protobuf bytes (IR version 8, one default-domain opset). Only the protobuf needed for
+ * that is written here (varints, length-delimited fields, fixed32 floats); field numbers follow onnx.proto3.
  * @module
  */
 
 /** ONNX tensor element types used here (TensorProto.DataType). */
 export const OnnxType = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
+
+/** An attribute value: a number is an INT, a number[] is INTS, `{ float }` is a FLOAT. */
+export type AttrValue = number | number[] | { float: number };
+
+/** One graph node. */
+export interface OnnxNode {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  attrs?: Record<string, AttrValue>;
+}
+
+/** A typed graph input/output: element type (default FLOAT) and dims (numbers fixed, strings symbolic). */
+export interface OnnxValue {
+  name: string;
+  type?: number;
+  dims: (number | string)[];
+}
+
+/** A constant tensor stored in the model. */
+export interface OnnxInitializer {
+  name: string;
+  type: number;
+  dims: number[];
+  data: Float32Array | BigInt64Array | Int32Array;
+}
+
+/** A whole model: one graph at one default-domain opset (default 17). */
+export interface OnnxModel {
+  nodes: OnnxNode[];
+  inputs: OnnxValue[];
+  outputs: OnnxValue[];
+  initializers?: OnnxInitializer[];
+  opset?: number;
+}
 
 /** A protobuf message under construction: a list of byte chunks. */
 class Pb {
@@ -70,53 +106,21 @@ class Pb {
   }
 }
 
-/** An attribute value: int, float, or list of ints. */
-export type AttrValue = number | { float: number } | { ints: number[] };
-
-/** One graph node. */
-export interface OnnxNode {
-  op: string;
-  inputs: string[];
-  outputs: string[];
-  attrs?: Record<string, AttrValue>;
-}
-
-/** A typed graph input/output; a string dim is symbolic. */
-export interface OnnxValue {
-  name: string;
-  type: number;
-  dims: (number | string)[];
-}
-
-/** A constant tensor stored in the model. */
-export interface OnnxInitializer {
-  name: string;
-  type: number;
-  dims: number[];
-  data: Float32Array | BigInt64Array | Int32Array;
-}
-
-/** A whole model: one graph at one default-domain opset. */
-export interface OnnxModel {
-  nodes: OnnxNode[];
-  inputs: OnnxValue[];
-  outputs: OnnxValue[];
-  initializers?: OnnxInitializer[];
-  opset?: number;
-}
-
+/** AttributeProto: name (1), then f (2) / i (3) / ints (8) and the type tag (20: FLOAT 1, INT 2, INTS 7). */
 function attribute(name: string, v: AttrValue): Pb {
   const a = new Pb().str(1, name);
   if (typeof v === "number") return a.int(3, v).int(20, 2);
-  if ("float" in v) return a.float(2, v.float).int(20, 1);
-  for (const x of v.ints) a.int(8, x);
-  return a.int(20, 7);
+  if (Array.isArray(v)) {
+    for (const x of v) a.int(8, x);
+    return a.int(20, 7);
+  }
+  return a.float(2, v.float).int(20, 1);
 }
 
 function valueInfo(v: OnnxValue): Pb {
   const shape = new Pb();
   for (const d of v.dims) shape.msg(1, typeof d === "number" ? new Pb().int(1, d) : new Pb().str(2, d));
-  const tensorType = new Pb().int(1, v.type).msg(2, shape);
+  const tensorType = new Pb().int(1, v.type ?? OnnxType.FLOAT).msg(2, shape);
   return new Pb().str(1, v.name).msg(2, new Pb().msg(1, tensorType));
 }
 
@@ -148,4 +152,9 @@ export function encodeModel(model: OnnxModel): Uint8Array {
     .msg(7, graph)
     .msg(8, new Pb().str(1, "").int(2, model.opset ?? 17))
     .toBytes();
+}
+
+/** A 1-D int64 initializer (shapes, axes, counts for ops that take them as inputs). */
+export function int64Initializer(name: string, values: (number | bigint)[]): OnnxInitializer {
+  return { name, type: OnnxType.INT64, dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) };
 }
