@@ -2,7 +2,7 @@
  * Stage `synth`: the embedded benchmark — an MS-Celeb-1M-like set of face embeddings with ground truth, so the whole
  * pipeline has realistic data without downloads.
  *
- *     deno task synth --prefix data/synth [--scale default|mid|part1|small] [--seed 42]
+ *     deno task synth --prefix data/synth [--scale default|part1|small|tiny] [--seed 42]
  *
  * Writes, in the original layout, a training split and a test split with disjoint identities:
  * `PREFIX/features/part0_train.bin`, `PREFIX/labels/part0_train.meta`, `PREFIX/features/part1_test.bin`,

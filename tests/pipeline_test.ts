@@ -8,14 +8,14 @@ async function make(args: string[]): Promise<{ code: number; out: string }> {
   return { code: out.code, out: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
-Deno.test("make pipeline: the whole job on the small synthetic benchmark, then nothing to do on a second run", async () => {
+Deno.test("make pipeline: the whole job on the tiny synthetic benchmark, then nothing to do on a second run", async () => {
   const root = tempDir();
-  const vars = [`SYNTH_ROOT=${root}/synth`, `RESULTS_ROOT=${root}/results`, "SCALE=small"];
+  const vars = [`SYNTH_ROOT=${root}/synth`, `RESULTS_ROOT=${root}/results`, "SCALE=tiny"];
   const first = await make(["pipeline", ...vars]);
   assert.equal(first.code, 0, first.out.slice(-3000));
-  const report = Deno.readTextFileSync(`${root}/results/small_part1_test/report.md`);
+  const report = Deno.readTextFileSync(`${root}/results/tiny_part1_test/report.md`);
   const rows = report.split("\n").filter((l) => /^\| [A-Z]/.test(l) && !l.startsWith("| Method"));
-  assert.equal(rows.length, 10, report);
+  assert.equal(rows.length, 11, report);
   for (const row of rows) {
     const cells = row.split("|").map((c) => c.trim());
     for (const c of cells.slice(2, 7)) {
@@ -24,14 +24,14 @@ Deno.test("make pipeline: the whole job on the small synthetic benchmark, then n
     }
   }
   // every row's label file covers the whole test set
-  const gt = Deno.readTextFileSync(`${root}/synth/small/labels/part1_test.meta`).trim().split("\n").length;
-  const gcn = Deno.readTextFileSync(`${root}/results/small_part1_test/gcn_d_ms1m_2_prpsls/pred_labels.txt`);
+  const gt = Deno.readTextFileSync(`${root}/synth/tiny/labels/part1_test.meta`).trim().split("\n").length;
+  const gcn = Deno.readTextFileSync(`${root}/results/tiny_part1_test/gcn_d_ms1m_2_prpsls/pred_labels.txt`);
   assert.equal(gcn.trim().split("\n").length, gt);
   for (const f of ["cluster_sizes.svg", "precision_recall.svg", "results.json"]) {
-    assert.ok(Deno.statSync(`${root}/results/small_part1_test/${f}`).size > 0, f);
+    assert.ok(Deno.statSync(`${root}/results/tiny_part1_test/${f}`).size > 0, f);
   }
   const second = await make(["pipeline", ...vars]);
   assert.equal(second.code, 0, second.out);
-  assert.match(second.out, /Nothing to be done for 'pipeline'/);
+  assert.match(second.out, /report\.md' is up to date/);
   assert.doesNotMatch(second.out, /stages\//, "a second run reruns no stage");
 });

@@ -7,7 +7,7 @@ import { runStage, tempDir } from "./_helpers.ts";
 Deno.test("synth: deterministic from the seed, disjoint splits, byte-identical files across runs", async () => {
   const a = tempDir(), b = tempDir();
   for (const dir of [a, b]) {
-    const run = await runStage("synth.ts", ["--prefix", dir, "--scale", "small", "--seed", "3"]);
+    const run = await runStage("synth.ts", ["--prefix", dir, "--scale", "tiny", "--seed", "3"]);
     assert.equal(run.code, 0, run.stderr);
   }
   for (const f of ["features/part0_train.bin", "labels/part0_train.meta", "features/part1_test.bin"]) {
