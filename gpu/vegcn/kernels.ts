@@ -35,49 +35,35 @@ export interface Aggregator {
   applyTransposed(y: Float32Array, width: number): Promise<Float32Array>;
 }
 
-/** out = a·b with a m×k, b k×n. Four rows of b per pass keep the float64 accumulator traffic down. */
+/**
+ * out = a·b with a m×k, b k×n. Each row of a is first compacted to its non-zero entries (ReLU outputs are about half
+ * zeros), then four rows of b are added per pass to keep the float64 accumulator traffic down.
+ */
 function matmulNN(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
   const out = new Float32Array(m * n);
   const acc = new Float64Array(n);
+  const offset = new Int32Array(k), value = new Float64Array(k);
   for (let i = 0; i < m; i++) {
     acc.fill(0);
     const ai = i * k;
-    let t = 0;
-    for (; t + 4 <= k; t += 4) {
-      const x0 = a[ai + t]!, x1 = a[ai + t + 1]!, x2 = a[ai + t + 2]!, x3 = a[ai + t + 3]!;
-      if (x0 === 0 && x1 === 0 && x2 === 0 && x3 === 0) continue; // ReLU outputs are often zero
-      const o0 = t * n, o1 = o0 + n, o2 = o1 + n, o3 = o2 + n;
+    let nz = 0;
+    for (let t = 0; t < k; t++) {
+      const x = a[ai + t]!;
+      if (x !== 0) offset[nz] = t * n, value[nz++] = x;
+    }
+    let q = 0;
+    for (; q + 4 <= nz; q += 4) {
+      const x0 = value[q]!, x1 = value[q + 1]!, x2 = value[q + 2]!, x3 = value[q + 3]!;
+      const o0 = offset[q]!, o1 = offset[q + 1]!, o2 = offset[q + 2]!, o3 = offset[q + 3]!;
       for (let j = 0; j < n; j++) {
         acc[j] = acc[j]! + x0 * b[o0 + j]! + x1 * b[o1 + j]! + x2 * b[o2 + j]! + x3 * b[o3 + j]!;
       }
     }
-    for (; t < k; t++) {
-      const x = a[ai + t]!;
-      if (x === 0) continue;
-      const o = t * n;
+    for (; q < nz; q++) {
+      const x = value[q]!, o = offset[q]!;
       for (let j = 0; j < n; j++) acc[j] = acc[j]! + x * b[o + j]!;
     }
     out.set(acc, i * n);
-  }
-  return out;
-}
-
-/** out = a·bᵀ with a m×k, b n×k: row-by-row dot products. */
-function matmulNT(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
-  const out = new Float32Array(m * n);
-  for (let i = 0; i < m; i++) {
-    const ai = i * k;
-    for (let j = 0; j < n; j++) {
-      const bj = j * k;
-      let s0 = 0, s1 = 0;
-      let t = 0;
-      for (; t + 2 <= k; t += 2) {
-        s0 += a[ai + t]! * b[bj + t]!;
-        s1 += a[ai + t + 1]! * b[bj + t + 1]!;
-      }
-      if (t < k) s0 += a[ai + t]! * b[bj + t]!;
-      out[i * n + j] = s0 + s1;
-    }
   }
   return out;
 }
@@ -122,10 +108,10 @@ export const tsKernels: DenseKernels = {
     if (a.length !== m * k || b.length !== k * n) {
       throw new Error(`matmul: operands of ${a.length} and ${b.length} values do not fit ${m}×${k}·${k}×${n}`);
     }
-    if (s.transA && s.transB) return Promise.resolve(matmulNT(transpose(a, k, m), b, m, k, n));
-    if (s.transA) return Promise.resolve(matmulTN(a, b, m, k, n));
-    if (s.transB) return Promise.resolve(matmulNT(a, b, m, k, n));
-    return Promise.resolve(matmulNN(a, b, m, k, n));
+    // op(b) = bᵀ: transposing b (a weight, small next to the product) lets the row-compacting kernel skip a's zeros
+    const right = s.transB ? transpose(b, n, k) : b;
+    if (s.transA) return Promise.resolve(matmulTN(a, right, m, k, n));
+    return Promise.resolve(matmulNN(a, right, m, k, n));
   },
 };
 
