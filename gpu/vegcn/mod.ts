@@ -9,3 +9,4 @@ export * from "./cpu.ts";
 export * from "./kernels.ts";
 export * from "./model.ts";
 export * from "./sgd.ts";
+export * from "./webgpu.ts";
