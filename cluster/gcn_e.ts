@@ -24,8 +24,10 @@ import {
   type SgdState,
   sgdStep,
   stepLr,
+  veGcnBackend,
   type VeGcnWeights,
 } from "../gpu/vegcn/mod.ts";
+import type { BackendChoice } from "../gpu/device.ts";
 import {
   checkKnnMatches,
   emptyPeaks,
@@ -349,7 +351,8 @@ export interface GcnEInputs {
   /** kNN similarity threshold of the adjacency (0 in every config) */
   thSim?: number;
   maxConn?: number;
-  kernels?: DenseKernels;
+  /** backend of the network's dense products (default `auto`; the subgraph aggregation stays on the CPU) */
+  backend?: BackendChoice;
   paths?: InputPaths & { confs?: string };
 }
 
@@ -385,6 +388,8 @@ export interface TestGcnEResult {
   connections: Connections;
   peaks: Peaks;
   labels: Int32Array;
+  /** which backend ran the dense products */
+  backend: string;
 }
 
 /** GCN-E inference (`test_gcn_e`): split, subgraphs, connections, peaks, labels with tau. */
@@ -395,13 +400,15 @@ export async function testGcnE(options: TestGcnEOptions): Promise<TestGcnEResult
   const set = candidateSet(ordered, options.confs, { ignoreRatio: options.ignoreRatio ?? 0.8, maxConn });
   const adjacency = gcnAdjacency(options.knn, { thSim: options.thSim, path: options.paths?.knn });
   const builder = new SubgraphBuilder(set, { features: options.features, adjacency });
+  const backend = await veGcnBackend(options.backend);
   const connections = await predictConnections(options.weights, builder, {
-    kernels: options.kernels,
+    kernels: backend.kernels,
     maxConn,
     onProgress: options.onProgress,
   });
   const peaks = connectionsToPeaks(set, connections);
-  return { set, connections, peaks, labels: peaksToLabels(peaks, { tau: options.tau ?? 0.8 }) };
+  const labels = peaksToLabels(peaks, { tau: options.tau ?? 0.8 });
+  return { set, connections, peaks, labels, backend: backend.label };
 }
 
 /** GCN-E's training schedule (the original's ms1m values in brackets). */
@@ -483,7 +490,7 @@ export async function subgraphGradients(
  */
 export async function trainGcnE(
   options: TrainGcnEOptions,
-): Promise<{ weights: VeGcnWeights; state: SgdState; epochLosses: number[] }> {
+): Promise<{ weights: VeGcnWeights; state: SgdState; epochLosses: number[]; backend: string }> {
   checkInputs(options);
   const { schedule, weights } = options;
   if (options.labels.length !== options.features.n) {
@@ -494,6 +501,7 @@ export async function trainGcnE(
   if (set.subsetIdxs.length === 0) throw new LtcError("GCN-E training: no node gets a subgraph (all connect directly)");
   const adjacency = gcnAdjacency(options.knn, { thSim: options.thSim, path: options.paths?.knn });
   const builder = new SubgraphBuilder(set, { features: options.features, adjacency, labels: options.labels });
+  const backend = await veGcnBackend(options.backend);
   const state = options.state ?? { momentum: null, steps: 0 };
   const epochLosses: number[] = [];
   const steps = Math.ceil(builder.count / schedule.iterSize);
@@ -503,7 +511,8 @@ export async function trainGcnE(
     let sum = 0;
     for (let step = 0; step < steps; step++) {
       const ids = order.subarray(step * schedule.iterSize, Math.min(builder.count, (step + 1) * schedule.iterSize));
-      const { losses, grads } = await subgraphGradients(weights, Array.from(ids, (s) => builder.build(s)), options);
+      const subs = Array.from(ids, (s) => builder.build(s));
+      const { losses, grads } = await subgraphGradients(weights, subs, { kernels: backend.kernels });
       const loss = losses.reduce((a, b) => a + b, 0) / losses.length;
       if (!Number.isFinite(loss)) throw new LtcError(`train-gcn-e: loss became ${loss} at epoch ${epoch + 1}`);
       sgdStep(weights, grads, state, { lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay });
@@ -512,5 +521,5 @@ export async function trainGcnE(
     }
     epochLosses.push(sum / builder.count);
   }
-  return { weights, state, epochLosses };
+  return { weights, state, epochLosses, backend: backend.label };
 }

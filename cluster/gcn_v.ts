@@ -13,15 +13,14 @@ import type { BackendChoice } from "../gpu/device.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
 import {
   backward,
-  CsrAggregator,
   type CsrMatrix,
-  type DenseKernels,
   forward,
   mseLoss,
   type SgdState,
   sgdStep,
   stepLr,
   stepMilestones,
+  veGcnBackend,
   type VeGcnWeights,
 } from "../gpu/vegcn/mod.ts";
 
@@ -323,8 +322,8 @@ export interface TestGcnVOptions {
   gcnFeatK?: number;
   /** backend of the GCN-feature kNN */
   knnBackend?: BackendChoice;
-  /** dense products (default TypeScript) */
-  kernels?: DenseKernels;
+  /** backend of the network's products (default `auto`: WebGPU on a real GPU, else the TypeScript twin) */
+  backend?: BackendChoice;
   paths?: InputPaths;
 }
 
@@ -339,6 +338,8 @@ export interface TestGcnVResult {
   labels: Int32Array;
   /** with `useGcnFeat`: the kNN of the normalised GCN features and the partition on it with tau */
   gcnFeat?: { knn: KnnGraph; labels: Int32Array; knnBackend: string };
+  /** which backend ran the network */
+  backend: string;
 }
 
 /** GCN-V inference on the whole graph, then the peak rule (`test_gcn_v`). */
@@ -354,14 +355,15 @@ export async function testGcnV(options: TestGcnVOptions): Promise<TestGcnVResult
   }
   checkKnnMatches(knn, features.n, paths);
   const ordered = orderedNeighbours(knn);
-  const agg = new CsrAggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
-  const cache = await forward(weights, { x: features.data, agg }, { kernels: options.kernels, inference: true });
+  const backend = await veGcnBackend(options.backend);
+  const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
+  const cache = await forward(weights, { x: features.data, agg }, { kernels: backend.kernels, inference: true });
   const predConfs = cache.out;
   const gcnFeatures = cache.conv[0]!;
   const gcnFeatureDim = weights.config.convDims[0]!;
   const maxConn = options.maxConn ?? 1;
   const labels = peaksToLabels(confidenceToPeaks(ordered, predConfs, { maxConn }), { tau: options.tau0 ?? 0.65 });
-  const result: TestGcnVResult = { predConfs, gcnFeatures, gcnFeatureDim, labels };
+  const result: TestGcnVResult = { predConfs, gcnFeatures, gcnFeatureDim, labels, backend: backend.label };
   if (options.useGcnFeat) {
     const normed = gcnFeatures.slice();
     l2NormalizeRows(normed, features.n, gcnFeatureDim, "GCN features");
@@ -419,7 +421,8 @@ export interface TrainGcnVOptions {
   /** stop after this iteration (exclusive), default `schedule.iterations` (lets a caller checkpoint in chunks) */
   endIter?: number;
   thSim?: number;
-  kernels?: DenseKernels;
+  /** backend of the network's products (default `auto`) */
+  backend?: BackendChoice;
   /** called after every step */
   onIter?: (report: { iter: number; lr: number; loss: number }) => void;
   paths?: InputPaths;
@@ -432,7 +435,7 @@ export interface TrainGcnVOptions {
  */
 export async function trainGcnV(
   options: TrainGcnVOptions,
-): Promise<{ weights: VeGcnWeights; state: SgdState; losses: number[] }> {
+): Promise<{ weights: VeGcnWeights; state: SgdState; losses: number[]; backend: string }> {
   const { features, knn, weights, schedule } = options;
   const paths = options.paths ?? {};
   if (features.dim !== weights.config.featureDim) {
@@ -443,20 +446,22 @@ export async function trainGcnV(
   }
   checkKnnMatches(knn, features.n, paths);
   const target = sNbrConfidence(orderedNeighbours(knn), options.labels);
-  const agg = new CsrAggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
+  const backend = await veGcnBackend(options.backend);
+  const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
+  const kernels = backend.kernels;
   const state = options.state ?? { momentum: null, steps: 0 };
   const milestones = stepMilestones(schedule.iterations, schedule.lrStepRatios);
   const losses: number[] = [];
   const end = Math.min(options.endIter ?? schedule.iterations, schedule.iterations);
   for (let iter = options.startIter ?? 0; iter < end; iter++) {
     const lr = stepLr(schedule.lr, iter, milestones, schedule.lrGamma);
-    const cache = await forward(weights, { x: features.data, agg }, { kernels: options.kernels });
+    const cache = await forward(weights, { x: features.data, agg }, { kernels });
     const { loss, dOut } = mseLoss(cache.out, target);
     if (!Number.isFinite(loss)) throw new LtcError(`train-gcn-v: loss became ${loss} at iteration ${iter + 1}`);
-    const grads = await backward(weights, { cache, agg, dOut }, { kernels: options.kernels });
+    const grads = await backward(weights, { cache, agg, dOut }, { kernels });
     sgdStep(weights, grads, state, { lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay });
     losses.push(loss);
     options.onIter?.({ iter: iter + 1, lr, loss });
   }
-  return { weights, state, losses };
+  return { weights, state, losses, backend: backend.label };
 }

@@ -7,13 +7,17 @@ import {
   backward,
   CsrAggregator,
   forward,
+  gcnEConfig,
   gcnVConfig,
   GpuCsrAggregator,
   initWeights,
   mseLoss,
   paramList,
+  tsKernels,
+  WebGpuKernels,
 } from "../gpu/vegcn/mod.ts";
-import { gcnAdjacency } from "../cluster/gcn_v.ts";
+import { gcnAdjacency, testGcnV } from "../cluster/gcn_v.ts";
+import { testGcnE } from "../cluster/gcn_e.ts";
 
 const HAS_WEBGPU = !!(globalThis.navigator as Navigator | undefined)?.gpu;
 
@@ -72,5 +76,60 @@ Deno.test({
     }
     assert.ok(maxAbsErr(runs[0]!.out, runs[1]!.out) < 1e-5);
     runs[0]!.grads.forEach((g, i) => assert.ok(maxAbsErr(g, runs[1]!.grads[i]!) < 1e-5, `grad ${i}`));
+  },
+});
+
+Deno.test({
+  name: "vegcn webgpu: the dense products (three transpose cases) equal the TypeScript kernels",
+  ignore: !HAS_WEBGPU,
+  async fn() {
+    const gpu = await getGpu();
+    if (!gpu) return;
+    const kernels = await WebGpuKernels.create(gpu);
+    const rng = new Rng(6);
+    for (const [m, k, n] of [[1, 1, 1], [70, 33, 5], [130, 65, 97]] as const) {
+      for (const flags of [{}, { transA: true }, { transB: true }, { transA: true, transB: true }]) {
+        const a = Float32Array.from({ length: m * k }, () => rng.normal());
+        const b = Float32Array.from({ length: k * n }, () => rng.normal());
+        const shape = { m, k, n, ...flags };
+        const e = maxAbsErr(await kernels.matmul(a, b, shape), await tsKernels.matmul(a, b, shape));
+        assert.ok(e < 1e-4, `${m}×${k}×${n} ${JSON.stringify(flags)}: ${e}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "vegcn webgpu: testGcnV and testGcnE on WebGPU give the CPU twin's confidences, connections and labels",
+  ignore: !HAS_WEBGPU,
+  async fn() {
+    const gpu = await getGpu();
+    if (!gpu) return;
+    const n = 90, dim = 16, k = 8;
+    const rng = new Rng(12);
+    const data = Float32Array.from(
+      { length: n * dim },
+      (_, i) => (i % dim === (i / dim | 0) % 3 ? 2 : 0) + rng.normal(),
+    );
+    l2NormalizeRows(data, n, dim);
+    const r = knnJs({ data, n, dim }, { data, n, dim }, k);
+    const knn = { n, k, nbrs: r.nbrs, dists: r.dists };
+    const wv = initWeights(gcnVConfig(dim, 32), new Rng(1));
+    const run = (backend: "cpu" | "webgpu") =>
+      testGcnV({ features: { data, n, dim }, knn, weights: wv, backend, tau0: 0.5, useGcnFeat: false });
+    const cpu = await run("cpu"), web = await run("webgpu");
+    assert.match(web.backend, /^webgpu/);
+    assert.ok(maxAbsErr(cpu.predConfs, web.predConfs) < 1e-5);
+    assert.ok(maxAbsErr(cpu.gcnFeatures, web.gcnFeatures) < 1e-5);
+    assert.deepEqual(cpu.labels, web.labels);
+    const feats = cpu.gcnFeatures.slice();
+    l2NormalizeRows(feats, n, 32);
+    const we = initWeights(gcnEConfig(32, 16), new Rng(2));
+    const inputs = { features: { data: feats, n, dim: 32 }, knn, confs: cpu.predConfs, weights: we, ignoreRatio: 0.3 };
+    const e1 = await testGcnE({ ...inputs, backend: "cpu" }), e2 = await testGcnE({ ...inputs, backend: "webgpu" });
+    assert.ok(e1.set.subsetIdxs.length > 5);
+    assert.ok(maxAbsErr(e1.connections.scores, e2.connections.scores) < 1e-5);
+    assert.deepEqual(e1.connections.conns, e2.connections.conns);
+    assert.deepEqual(e1.labels, e2.labels);
   },
 });
