@@ -1,0 +1,235 @@
+/**
+ * GCN-V/E's products on WebGPU, behind the same interfaces as the CPU twin so the forward/backward code in
+ * {@linkcode ./cpu.ts} runs unchanged:
+ * - {@linkcode GpuCsrAggregator}: the sparse aggregation ({@linkcode ./spmm.wgsl}), an {@linkcode Aggregator} whose
+ *   A·X and Aᵀ·Y run on the GPU with the CSR matrix (and its transpose, built on first use) resident there;
+ * - {@linkcode WebGpuKernels}: the dense products, on GCN-D's tiled matmul kernel (`gpu/gcn/matmul_wgsl.ts`).
+ * Each call uploads its operands, dispatches once and reads the result back. Sums are float32 on the GPU (the CPU
+ * twin sums in float64): results agree to float32 rounding.
+ * @module
+ */
+import { LtcError } from "../../shared/errors.ts";
+import type { GpuContext } from "../device.ts";
+import { MATMUL_TILE, matmulWgsl } from "../gcn/matmul_wgsl.ts";
+import {
+  type Aggregator,
+  type CsrMatrix,
+  type DenseKernels,
+  type MatmulShape,
+  transpose,
+  transposeCsr,
+} from "./kernels.ts";
+
+const MAX_GROUPS = 65535;
+const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+
+const pipelineCache = new WeakMap<GPUDevice, Promise<GPUComputePipeline>>();
+
+function spmmPipeline(device: GPUDevice): Promise<GPUComputePipeline> {
+  let p = pipelineCache.get(device);
+  if (!p) {
+    const code = Deno.readTextFileSync(new URL("./spmm.wgsl", import.meta.url));
+    const module = device.createShaderModule({ code, label: "vegcn_spmm" });
+    p = device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" }, label: "spmm" });
+    pipelineCache.set(device, p);
+  }
+  return p;
+}
+
+/** A storage buffer holding `data` (at least 4 bytes: WebGPU refuses empty bindings). */
+function upload(device: GPUDevice, data: Int32Array | Float32Array, label: string): GPUBuffer {
+  const buffer = device.createBuffer({ size: Math.max(4, data.byteLength), usage: STORAGE, label });
+  if (data.byteLength > 0) {
+    device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  }
+  return buffer;
+}
+
+/** A CSR matrix resident on the GPU. */
+interface GpuCsr {
+  rows: number;
+  /** rows of the dense operand (columns of the matrix) */
+  cols: number;
+  rowPtr: GPUBuffer;
+  colIdx: GPUBuffer;
+  vals: GPUBuffer;
+}
+
+function uploadCsr(device: GPUDevice, a: CsrMatrix): GpuCsr {
+  return {
+    rows: a.rows,
+    cols: a.cols,
+    rowPtr: upload(device, a.rowPtr, "csr_row_ptr"),
+    colIdx: upload(device, a.colIdx, "csr_cols"),
+    vals: upload(device, a.vals, "csr_vals"),
+  };
+}
+
+/** The whole-graph aggregation of GCN-V (or any square CSR A) on WebGPU. */
+export class GpuCsrAggregator implements Aggregator {
+  readonly #device: GPUDevice;
+  readonly #pipeline: GPUComputePipeline;
+  readonly #a: CsrMatrix;
+  readonly #forward: GpuCsr;
+  #transposed: GpuCsr | null = null;
+
+  private constructor(gpu: GpuContext, pipeline: GPUComputePipeline, a: CsrMatrix) {
+    this.#device = gpu.device;
+    this.#pipeline = pipeline;
+    this.#a = a;
+    this.#forward = uploadCsr(gpu.device, a);
+  }
+
+  /** Upload `a` (square) to `gpu`. */
+  static async create(gpu: GpuContext, a: CsrMatrix): Promise<GpuCsrAggregator> {
+    if (a.rows !== a.cols) throw new Error(`GpuCsrAggregator: matrix is ${a.rows} × ${a.cols}, not square`);
+    return new GpuCsrAggregator(gpu, await spmmPipeline(gpu.device), a);
+  }
+
+  get rows(): number {
+    return this.#a.rows;
+  }
+
+  apply(x: Float32Array, width: number): Promise<Float32Array> {
+    return this.#run(this.#forward, x, width);
+  }
+
+  applyTransposed(y: Float32Array, width: number): Promise<Float32Array> {
+    this.#transposed ??= uploadCsr(this.#device, transposeCsr(this.#a));
+    return this.#run(this.#transposed, y, width);
+  }
+
+  /** Free the GPU buffers. */
+  dispose(): void {
+    for (const m of [this.#forward, this.#transposed]) {
+      if (!m) continue;
+      m.rowPtr.destroy();
+      m.colIdx.destroy();
+      m.vals.destroy();
+    }
+  }
+
+  async #run(m: GpuCsr, x: Float32Array, width: number): Promise<Float32Array> {
+    if (x.length !== m.cols * width) {
+      throw new Error(`GpuCsrAggregator: ${x.length} values for ${m.cols} rows of ${width}`);
+    }
+    const device = this.#device;
+    const bytes = m.rows * width * 4;
+    const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(params, 0, new Uint32Array([m.rows, width, 0, 0]));
+    const input = upload(device, x, "spmm_x");
+    const out = device.createBuffer({ size: Math.max(4, bytes), usage: STORAGE, label: "spmm_out" });
+    const bind = device.createBindGroup({
+      layout: this.#pipeline.getBindGroupLayout(0),
+      entries: [params, m.rowPtr, m.colIdx, m.vals, input, out].map((buffer, binding) => ({
+        binding,
+        resource: { buffer },
+      })),
+    });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(this.#pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(Math.ceil(width / 64), Math.max(1, Math.min(m.rows, MAX_GROUPS)));
+    pass.end();
+    const result = await readBack(device, enc, out, bytes);
+    for (const b of [params, input, out]) b.destroy();
+    return result;
+  }
+}
+
+/** Read a GPU buffer's first `bytes` bytes back as float32 (through a staging buffer). */
+async function readBack(device: GPUDevice, enc: GPUCommandEncoder, source: GPUBuffer, bytes: number) {
+  const staging = device.createBuffer({
+    size: Math.max(4, bytes),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  if (bytes > 0) enc.copyBufferToBuffer(source, 0, staging, 0, bytes);
+  device.queue.submit([enc.finish()]);
+  const result = new Float32Array(bytes / 4);
+  if (bytes > 0) {
+    await staging.mapAsync(GPUMapMode.READ);
+    result.set(new Float32Array(staging.getMappedRange(0, bytes)));
+    staging.unmap();
+  }
+  staging.destroy();
+  return result;
+}
+
+const matmulCache = new WeakMap<GPUDevice, Promise<GPUComputePipeline[]>>();
+
+/** The three transpose cases of the matmul kernel: index `transA ? 1 : transB ? 2 : 0`. */
+function matmulPipelines(device: GPUDevice): Promise<GPUComputePipeline[]> {
+  let p = matmulCache.get(device);
+  if (!p) {
+    const make = (transA: boolean, transB: boolean, label: string) =>
+      device.createComputePipelineAsync({
+        layout: "auto",
+        compute: { module: device.createShaderModule({ code: matmulWgsl(transA, transB), label }), entryPoint: "main" },
+        label,
+      });
+    p = Promise.all([
+      make(false, false, "vegcn_mm_nn"),
+      make(true, false, "vegcn_mm_tn"),
+      make(false, true, "vegcn_mm_nt"),
+    ]);
+    matmulCache.set(device, p);
+  }
+  return p;
+}
+
+/** Dense products on WebGPU (GCN-D's tiled kernel). */
+export class WebGpuKernels implements DenseKernels {
+  readonly name: string;
+  readonly #device: GPUDevice;
+  readonly #pipes: GPUComputePipeline[];
+  readonly #maxBinding: number;
+
+  private constructor(gpu: GpuContext, pipes: GPUComputePipeline[]) {
+    this.name = `webgpu (${gpu.adapterName})`;
+    this.#device = gpu.device;
+    this.#pipes = pipes;
+    this.#maxBinding = Math.min(gpu.device.limits.maxStorageBufferBindingSize, gpu.device.limits.maxBufferSize);
+  }
+
+  /** Build the pipelines on `gpu`. */
+  static async create(gpu: GpuContext): Promise<WebGpuKernels> {
+    return new WebGpuKernels(gpu, await matmulPipelines(gpu.device));
+  }
+
+  async matmul(a: Float32Array, b: Float32Array, shape: MatmulShape): Promise<Float32Array> {
+    const { m, k, n } = shape;
+    if (a.length !== m * k || b.length !== k * n) {
+      throw new Error(`matmul: operands of ${a.length} and ${b.length} values do not fit ${m}×${k}·${k}×${n}`);
+    }
+    for (const bytes of [a.byteLength, b.byteLength, m * n * 4]) {
+      if (bytes > this.#maxBinding) {
+        throw new LtcError(`webgpu: a ${bytes}-byte operand exceeds this adapter's ${this.#maxBinding}-byte buffers`);
+      }
+    }
+    if (Math.ceil(m / MATMUL_TILE) > MAX_GROUPS || Math.ceil(n / MATMUL_TILE) > MAX_GROUPS) {
+      throw new LtcError(`webgpu: a ${m} × ${n} product needs more than ${MAX_GROUPS} workgroups per dimension`);
+    }
+    const device = this.#device;
+    // both transposed never occurs in the networks; transpose B on the CPU then
+    const right = shape.transA && shape.transB ? transpose(b, n, k) : b;
+    const pipe = this.#pipes[shape.transA ? 1 : shape.transB ? 2 : 0]!;
+    const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(params, 0, new Uint32Array([m, n, k, 0]));
+    const ga = upload(device, a, "mm_a"), gb = upload(device, right, "mm_b");
+    const gc = device.createBuffer({ size: Math.max(4, m * n * 4), usage: STORAGE, label: "mm_c" });
+    const bind = device.createBindGroup({
+      layout: pipe.getBindGroupLayout(0),
+      entries: [params, ga, gb, gc].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(Math.max(1, Math.ceil(n / MATMUL_TILE)), Math.max(1, Math.ceil(m / MATMUL_TILE)));
+    pass.end();
+    const out = await readBack(device, enc, gc, m * n * 4);
+    for (const buf of [params, ga, gb, gc]) buf.destroy();
+    return out;
+  }
+}
