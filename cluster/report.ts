@@ -68,7 +68,8 @@ export function evaluateEntries(
   });
 }
 
-const pct = (v: number) => (v * 100).toFixed(2);
+/** ×100 with two decimals; an undefined metric (e.g. precision with no predicted pair) shows as n/a. */
+const pct = (v: number) => Number.isFinite(v) ? (v * 100).toFixed(2) : "n/a";
 
 /** The results table in the seed's format (pairwise P/R/F), then BCubed F, NMI, clusters and wall time. */
 export function formatTable(rows: ResultRow[]): string {
