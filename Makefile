@@ -3,6 +3,7 @@
 #   make pipeline                      embedded synthetic benchmark (SCALE=default), results/default_part1_test/
 #   make pipeline SCALE=small          300 identities per split (~20K samples each), about 1.5 minutes
 #   make pipeline SCALE=part1          full-size synthetic benchmark (584K test / 576K train)
+#   make pipeline SCALE=3 CKPT=…       the seed's scale table: part3_test (3 parts, ≈1.76M); also 5, 7, 9 (≈5.3M)
 #   make pipeline DATA=dir NAME=part1_test [TRAIN=part0_train] [CKPT=model.pth] [DIM=256] [FEAT_OPTS=--center]
 #   make real                          the CelebA face-api embeddings of ../shared/data/real (identity split)
 #   make test                          the tests; prints "N passed, N failed"
@@ -25,7 +26,8 @@ SEED ?= 42
 SYNTH_ROOT ?= data/synth
 RESULTS_ROOT ?= results
 DATA ?= $(SYNTH_ROOT)/$(SCALE)
-NAME ?= part1_test
+# the seed's scale table: SCALE=3|5|7|9 tests on part<n>_test (n part1-sized parts), trained on part0_train
+NAME ?= $(if $(filter 3 5 7 9,$(SCALE)),part$(SCALE)_test,part1_test)
 TRAIN ?= part0_train
 CKPT ?=
 K ?= 80
@@ -99,8 +101,8 @@ clean:
 	rm -rf data/synth results
 
 # ---------------------------------------------------------------- data: the embedded synthetic benchmark
-$(SYNTH_ROOT)/%/features/part0_train.bin $(SYNTH_ROOT)/%/labels/part0_train.meta $(SYNTH_ROOT)/%/features/part1_test.bin $(SYNTH_ROOT)/%/labels/part1_test.meta: | $(INSTALLED)
-	$(call RUNSTAGE,synth) --prefix $(SYNTH_ROOT)/$* --scale $* --seed $(SEED)
+$(SYNTH_ROOT)/%/features/part0_train.bin $(SYNTH_ROOT)/%/labels/part0_train.meta $(SYNTH_ROOT)/%/features/$(NAME).bin $(SYNTH_ROOT)/%/labels/$(NAME).meta: | $(INSTALLED)
+	$(call RUNSTAGE,synth) --prefix $(SYNTH_ROOT)/$* --scale $* --seed $(SEED) --test-name $(NAME)
 
 # ---------------------------------------------------------------- kNN graphs (exact, faiss-compatible files)
 $(DATA)/knns/%/faiss_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)

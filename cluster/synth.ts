@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, Timings, writeSidecar } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { writeFeatures } from "../shared/features.ts";
 import { writeLabels } from "../shared/meta.ts";
@@ -69,7 +69,7 @@ export const DEFAULT_SYNTH: Omit<SynthParams, "ids" | "seed" | "worldSeed"> = {
  * Benchmark scales: identities per split. `part1` matches MS1M part1 (8,573 identities ≈ 584K samples); `mid` has
  * enough training identities for GCN-D to beat CDP and the single proposal sets (measured; `default` does not).
  */
-export const SCALES: Record<string, { train: number; test: number }> = {
+export const SCALES: Record<string, { train: number; test: number; testParts?: number }> = {
   /** the pipeline test's world: every stage runs, nothing is learnt */
   tiny: { train: 60, test: 60 },
   /** too few training identities for GCN-D to learn an IoU that carries over to unseen people */
@@ -78,7 +78,20 @@ export const SCALES: Record<string, { train: number; test: number }> = {
   default: { train: 1000, test: 1000 },
   /** MS1M part1_test / part0_train size */
   part1: { train: 8573, test: 8573 },
+  /** the seed's scale table: test splits `part<n>_test` of n part1-sized parts (≈ 1.74M, 2.89M, 4.05M, 5.21M) */
+  "3": { train: 8573, test: 8573, testParts: 3 },
+  "5": { train: 8573, test: 8573, testParts: 5 },
+  "7": { train: 8573, test: 8573, testParts: 7 },
+  "9": { train: 8573, test: 8573, testParts: 9 },
 };
+
+/**
+ * Seed of part `j` (0-based) of a multi-part split whose first part has seed `seed`: part 0 is the single-part
+ * split itself (so `part<n>_test` starts with `part1_test`'s rows), the others are new people of the same world.
+ */
+export function partSeed(seed: number, j: number): number {
+  return seed + 1_000_003 * j;
+}
 
 /** A generated split. */
 export interface SynthSet {
@@ -271,6 +284,56 @@ export function similarityStats(
     random_pair_cos_p99: q(diff, 0.99),
     random_pair_cos_p9999: q(diff, 0.9999),
   };
+}
+
+/**
+ * Generate and write a split made of several parts (the seed's scales: n part1-sized parts with disjoint
+ * identities), one part at a time: each part's rows are appended to the feature file as soon as they exist, so
+ * the whole N × dim matrix is never held (5.21M × 256 would be 5.3 GB). Labels are numbered on from part to part.
+ * The files are written under temp names and renamed when complete; the sidecars record every part's parameters
+ * and the similarity statistics of the first part.
+ */
+export function writeSynthParts(
+  prefix: string,
+  name: string,
+  parts: SynthParams[],
+  timings: Timings,
+): { n: number; ids: number } {
+  if (parts.length === 0) throw new LtcError(`synth: ${name} needs at least one part`);
+  const featPath = join(prefix, "features", `${name}.bin`);
+  const labelPath = join(prefix, "labels", `${name}.meta`);
+  ensureWritable(featPath);
+  ensureWritable(labelPath);
+  const tmp = `${featPath}.tmp-${Deno.pid}`;
+  const labels: number[] = [];
+  let ids = 0, dim = 0, stats: Record<string, number> = {};
+  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+  try {
+    parts.forEach((params, j) => {
+      const set = timings.step("generate", () => generateSynth(params));
+      if (j === 0) stats = similarityStats(set);
+      dim = set.dim;
+      timings.step("write", () => {
+        const bytes = new Uint8Array(set.features.buffer, set.features.byteOffset, set.features.byteLength);
+        for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
+      });
+      for (const l of set.labels) labels.push(l + ids);
+      ids += params.ids;
+      log(`synth: ${name} part ${j + 1}/${parts.length}: ${set.n} rows, ${params.ids} identities`);
+    });
+  } catch (err) {
+    file.close();
+    Deno.removeSync(tmp);
+    throw err;
+  }
+  file.close();
+  Deno.renameSync(tmp, featPath);
+  timings.step("write", () => writeLabels(labelPath, labels));
+  const extra = { n: labels.length, dim, identities: ids, parts: parts.length, similarity_part1: stats };
+  const params = { parts: parts.map((p) => ({ ...p })) };
+  writeSidecar(featPath, { stage: "synth", params, inputs: [], timings, extra });
+  writeSidecar(labelPath, { stage: "synth", params, inputs: [], timings, extra });
+  return { n: labels.length, ids };
 }
 
 /** Write one split in the original layout with its sidecars. */

@@ -24,8 +24,16 @@
  */
 import { Timings } from "../shared/artifact.ts";
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
-import { runMain } from "../shared/errors.ts";
-import { DEFAULT_SYNTH, generateSynth, SCALES, type SynthParams, writeSynthSet } from "../cluster/synth.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
+import {
+  DEFAULT_SYNTH,
+  generateSynth,
+  partSeed,
+  SCALES,
+  type SynthParams,
+  writeSynthParts,
+  writeSynthSet,
+} from "../cluster/synth.ts";
 
 const spec: CliSpec = {
   name: "synth",
@@ -34,7 +42,11 @@ const spec: CliSpec = {
     prefix: { type: "string", default: "data/synth", help: "output data folder (original layout)" },
     scale: { type: "string", default: "default", choices: Object.keys(SCALES), help: "benchmark size" },
     "train-name": { type: "string", default: "part0_train", help: "name of the training split" },
-    "test-name": { type: "string", default: "part1_test", help: "name of the test split" },
+    "test-name": { type: "string", help: "name of the test split (default part1_test; part<n>_test for scale n)" },
+    "test-parts": {
+      type: "int",
+      help: "test split made of this many parts of --ids identities (default: the scale's)",
+    },
     ids: { type: "int", help: "identities per split (overrides --scale)" },
     seed: { type: "int", default: 42, help: "random seed" },
     dim: { type: "int", default: DEFAULT_SYNTH.dim, help: "feature dimension" },
@@ -99,12 +111,22 @@ if (import.meta.main) {
     const scale = SCALES[args.reqStr("scale")]!;
     const prefix = args.reqStr("prefix");
     const seed = args.num("seed");
-    const splits: [string, number, number][] = [
-      [args.reqStr("train-name"), args.optNum("ids") ?? scale.train, seed * 2 + 1],
-      [args.reqStr("test-name"), args.optNum("ids") ?? scale.test, seed * 2 + 2],
+    const testParts = args.optNum("test-parts") ?? scale.testParts ?? 1;
+    if (!(Number.isInteger(testParts) && testParts >= 1)) {
+      throw new LtcError(`synth: --test-parts must be a positive integer, got ${testParts}`);
+    }
+    const testName = args.str("test-name") ?? (testParts > 1 ? `part${testParts}_test` : "part1_test");
+    const splits: [string, number, number, number][] = [
+      [args.reqStr("train-name"), args.optNum("ids") ?? scale.train, seed * 2 + 1, 1],
+      [testName, args.optNum("ids") ?? scale.test, seed * 2 + 2, testParts],
     ];
-    for (const [name, ids, splitSeed] of splits) {
+    for (const [name, ids, splitSeed, parts] of splits) {
       const timings = new Timings();
+      if (parts > 1) {
+        const list = Array.from({ length: parts }, (_, j) => paramsFromArgs(args, ids, partSeed(splitSeed, j), seed));
+        writeSynthParts(prefix, name, list, timings);
+        continue;
+      }
       const params = paramsFromArgs(args, ids, splitSeed, seed);
       const set = timings.step("generate", () => generateSynth(params));
       timings.step("write", () => writeSynthSet(prefix, name, set, params, timings));

@@ -67,3 +67,30 @@ Deno.test("synth: unrecognisable faces drift to one shared direction, linking id
   assert.ok(before < 0.005, `without drift ${before}`);
   assert.ok(after > 0.06 && after < 0.12, `with drift ${after}`);
 });
+
+Deno.test("synth: a multi-part test split (the seed's scales) starts with the single-part split, labels number on", async () => {
+  const one = tempDir(), three = tempDir();
+  const common = ["--ids", "6", "--seed", "5", "--dim", "16", "--nuisance-dim", "4"];
+  assert.equal((await runStage("synth.ts", ["--prefix", one, ...common])).code, 0);
+  const run = await runStage("synth.ts", ["--prefix", three, ...common, "--test-parts", "3"]);
+  assert.equal(run.code, 0, run.stderr);
+  const single = readFeatures(`${one}/features/part1_test.bin`, { dim: 16, normalize: false });
+  const parts = readFeatures(`${three}/features/part3_test.bin`, { dim: 16, normalize: false });
+  const singleMeta = readMeta(`${one}/labels/part1_test.meta`), partsMeta = readMeta(`${three}/labels/part3_test.meta`);
+  // part 1 is the single-part split, byte for byte; parts 2 and 3 are other people
+  assert.deepEqual(parts.data.subarray(0, single.data.length), single.data);
+  assert.deepEqual(partsMeta.labels.slice(0, single.n), singleMeta.labels);
+  assert.ok(parts.n > 2 * single.n, `${parts.n} rows for 3 parts of ${single.n}`);
+  assert.equal(partsMeta.lb2idxs.size, 18, "6 identities per part, numbered on");
+  assert.ok(Math.min(...partsMeta.labels.slice(single.n)) >= 6);
+  const side = JSON.parse(Deno.readTextFileSync(`${three}/features/part3_test.bin.meta.json`));
+  assert.equal(side.parts, 3);
+  assert.equal(side.n, parts.n);
+  assert.equal(side.dim, 16);
+  // the training split does not depend on the number of test parts
+  assert.deepEqual(
+    Deno.readFileSync(`${three}/features/part0_train.bin`),
+    Deno.readFileSync(`${one}/features/part0_train.bin`),
+  );
+  assert.deepEqual([...Deno.readDirSync(`${three}/features`)].filter((e) => e.name.includes(".tmp-")), []);
+});
