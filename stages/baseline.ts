@@ -129,6 +129,7 @@ async function main(args: CliArgs): Promise<void> {
   const params = { ...p, dim: args.num("dim"), normalize: !args.bool("no-normalize"), center: args.bool("center") };
   const timings = new Timings();
   let labels: Int32Array;
+  let methodExtra: Record<string, unknown> | undefined;
   const inputs = baseline.input === "knn" ? [knnPath] : [featPath];
   if (!args.bool("force") && isFile(inputs[0]!) && isUpToDate(out, params, inputs)) {
     log(`baseline: ${out} is up to date`);
@@ -144,6 +145,7 @@ async function main(args: CliArgs): Promise<void> {
         }),
     );
     labels = res.labels;
+    methodExtra = res.extra;
     writeLabels(out, labels);
   }
   let metrics: AllMetrics | undefined;
@@ -159,7 +161,7 @@ async function main(args: CliArgs): Promise<void> {
     params,
     inputs,
     timings,
-    extra: { clusters: countClusters(labels), ...(metrics ? { metrics, gt_labels: gtPath } : {}) },
+    extra: { clusters: countClusters(labels), ...methodExtra, ...(metrics ? { metrics, gt_labels: gtPath } : {}) },
   });
   console.log(`${method}: ${countClusters(labels)} clusters, written to ${out}`);
   if (metrics) console.log(formatMetrics(metrics));

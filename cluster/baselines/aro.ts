@@ -119,8 +119,9 @@ export const ARO: Baseline = {
   name: "aro",
   input: "features",
   paramString: (p) => `k_${p.knn}_th_${pyFloatStr(p.th_sim)}`,
-  run: async (p, data) =>
-    clusteringToLabels(await aro(data.features(), { knn: p.knn, thSim: p.th_sim, backend: data.backend })),
+  run: async (p, data) => ({
+    labels: clusteringToLabels(await aro(data.features(), { knn: p.knn, thSim: p.th_sim, backend: data.backend })),
+  }),
 };
 
 /** `knn_aro`: approximate rank-order on the stored kNN file rows. */
@@ -128,5 +129,5 @@ export const KNN_ARO: Baseline = {
   name: "knn_aro",
   input: "knn",
   paramString: (p) => `${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}`,
-  run: async (p, data) => clusteringToLabels(knnAro(await data.knn(), { knn: p.knn, thSim: p.th_sim })),
+  run: async (p, data) => ({ labels: clusteringToLabels(knnAro(await data.knn(), { knn: p.knn, thSim: p.th_sim })) }),
 };

@@ -67,6 +67,14 @@ export interface Baseline {
   defaultSeed?: number;
   /** the original's output folder suffix for these parameters */
   paramString(p: BaselineParams): string;
+  /** the clustering, and anything worth keeping in the sidecar */
+  run(p: BaselineParams, inputs: BaselineInputs): Promise<BaselineResult>;
+}
+
+/** What a baseline run gives. */
+export interface BaselineResult {
   /** labels as the original's `write_meta` writes them (−1 dropped, so noise becomes singletons), by node */
-  run(p: BaselineParams, inputs: BaselineInputs): Promise<Int32Array>;
+  labels: Int32Array;
+  /** method-specific facts for the sidecar (e.g. a codelength) */
+  extra?: Record<string, unknown>;
 }

@@ -27,6 +27,9 @@ export const CDP: Baseline = {
   input: "knn",
   paramString: (p) =>
     `${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}_maxsz_${p.max_sz}_step_${pyFloatStr(p.step)}`,
-  run: async (p, data) =>
-    clusteringToLabels(cdp(await data.knn(), { th: p.th_sim, maxSz: p.max_sz, step: p.step, maxIter: p.max_iter })),
+  run: async (p, data) => ({
+    labels: clusteringToLabels(
+      cdp(await data.knn(), { th: p.th_sim, maxSz: p.max_sz, step: p.step, maxIter: p.max_iter }),
+    ),
+  }),
 };

@@ -107,6 +107,7 @@ export const CHINESE_WHISPERS: Baseline = {
   input: "knn",
   defaultSeed: 42,
   paramString: (p) => `${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}_iters_${p.iters}`,
-  run: async (p, data) =>
-    clusteringToLabels(chineseWhispers(await data.knn(), { thSim: p.th_sim, iters: p.iters, seed: p.seed })),
+  run: async (p, data) => ({
+    labels: clusteringToLabels(chineseWhispers(await data.knn(), { thSim: p.th_sim, iters: p.iters, seed: p.seed })),
+  }),
 };

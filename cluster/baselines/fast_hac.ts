@@ -32,8 +32,9 @@ export const FAST_HAC: Baseline = {
   name: "fast_hac",
   input: "features",
   paramString: (p) => `dist_${pyFloatStr(p.distance)}_hmethod_${p.hmethod}`,
-  run: async (p, data) =>
-    clusteringToLabels(
+  run: async (p, data) => ({
+    labels: clusteringToLabels(
       await fastHac(data.features(), { distance: p.distance, hmethod: p.hmethod, backend: data.backend }),
     ),
+  }),
 };

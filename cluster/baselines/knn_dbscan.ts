@@ -54,6 +54,7 @@ export const KNN_DBSCAN: Baseline = {
   input: "knn",
   paramString: (p) =>
     `eps_${pyFloatStr(p.eps)}_min_${p.min_samples}_${p.knn_method}_k_${p.knn}_th_${pyFloatStr(p.th_sim)}`,
-  run: async (p, data) =>
-    relabelDense(knnDbscan(await data.knn(), { eps: p.eps, minSamples: p.min_samples, thSim: p.th_sim }), -1),
+  run: async (p, data) => ({
+    labels: relabelDense(knnDbscan(await data.knn(), { eps: p.eps, minSamples: p.min_samples, thSim: p.th_sim }), -1),
+  }),
 };

@@ -543,8 +543,9 @@ export const MINI_BATCH_KMEANS: Baseline = {
   input: "features",
   defaultSeed: 0,
   paramString: (p) => `n_${p.n_clusters}_bs_${p.batch_size}`,
-  run: async (p, data) =>
-    relabelDense(
+  run: async (p, data) => ({
+    labels: relabelDense(
       await miniBatchKmeans(data.features(), { nClusters: p.n_clusters, batchSize: p.batch_size, seed: p.seed }),
     ),
+  }),
 };

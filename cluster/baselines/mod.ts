@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { LtcError } from "../../shared/errors.ts";
 import { knnFileName } from "../../shared/knn_file.ts";
 import { ARO, KNN_ARO } from "./aro.ts";
-import type { Baseline, BaselineParams } from "./baseline.ts";
+import type { Baseline, BaselineParams, BaselineResult } from "./baseline.ts";
 import { CDP } from "./cdp.ts";
 import { CHINESE_WHISPERS } from "./chinese_whispers.ts";
 import { FAST_HAC } from "./fast_hac.ts";
@@ -66,14 +66,14 @@ export interface BaselineData {
 export async function runBaseline(
   p: BaselineParams,
   data: BaselineData,
-): Promise<{ labels: Int32Array; knnPath?: string }> {
+): Promise<BaselineResult & { knnPath?: string }> {
   const baseline = baselineByName(p.method);
   const knnPath = join(data.knnPrefix, knnFileName(p.knn_method, p.knn));
-  const labels = await baseline.run(p, {
+  const result = await baseline.run(p, {
     knn: () =>
       loadOrBuildKnn(knnPath, { features: data.features, k: p.knn, knnMethod: p.knn_method, backend: data.backend }),
     features: () => data.features.get(),
     backend: data.backend,
   });
-  return baseline.input === "knn" ? { labels, knnPath } : { labels };
+  return baseline.input === "knn" ? { ...result, knnPath } : result;
 }
