@@ -174,6 +174,11 @@ export async function writeKnnArtifact(
   if (!source) throw new LtcError(`${path}: is missing and no features file was given to build it from`);
   const t = new Timings();
   const { n, dim } = t.step("read_features", () => features.get());
+  if (Number.isInteger(k) && k >= n) {
+    throw new LtcError(
+      `${source.path}: k = ${k} must be smaller than its ${n} rows (each row is its own first neighbour)`,
+    );
+  }
   const result = await buildKnn(features.get(), options);
   if (options.release) features.release();
   t.step("write", () => writeKnn(path, result.graph));
