@@ -75,6 +75,8 @@ export interface RunOptions {
   cwd: string;
   /** run as `nobody` (see {@linkcode unprivileged}) */
   unprivileged?: boolean;
+  /** "null" discards the output (a run that will be killed) */
+  output?: "piped" | "null";
 }
 
 /** A spawned stage that can be killed. */
@@ -92,11 +94,12 @@ export function spawnStage(stage: string, args: string[], options: RunOptions): 
       cwd: options.cwd,
       env,
       clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
+      stdout: options.output ?? "piped",
+      stderr: options.output ?? "piped",
     });
   } else {
-    cmd = new Deno.Command(deno, { args: argv, cwd: options.cwd, env, stdout: "piped", stderr: "piped" });
+    const output = options.output ?? "piped";
+    cmd = new Deno.Command(deno, { args: argv, cwd: options.cwd, env, stdout: output, stderr: output });
   }
   return cmd.spawn();
 }
