@@ -28,8 +28,11 @@ type WorkerMsg = { kind: "start"; index: number } | { kind: "done"; outcome: Fuz
 };
 
 /** Run cases [from, to) in one worker at a time; a case over the time limit is recorded and the rest continue. */
-async function runRange(range: { from: number; to: number }, targetNames: Set<string>): Promise<FuzzOutcome[]> {
-  const { from, to } = range;
+async function runRange(
+  range: { from: number; to: number; tmpDir: string },
+  targetNames: Set<string>,
+): Promise<FuzzOutcome[]> {
+  const { from, to, tmpDir } = range;
   const outcomes: FuzzOutcome[] = [];
   const failed = (index: number, error: string) =>
     outcomes.push({ index, target: "?", mutation: "?", result: "bug", error });
@@ -65,6 +68,7 @@ async function runRange(range: { from: number; to: number }, targetNames: Set<st
         seed: SEED,
         from: next,
         to,
+        tmpDir,
         npyDir: new URL("../fixtures/npy", import.meta.url).pathname,
         gcnDir: HAS_SHARED ? `${SHARED}/fixtures/gcn_d` : undefined,
       };
@@ -85,9 +89,18 @@ Deno.test(`fuzz: ${CASES} seeded mutations of npy / npz / pickle / torch fixture
   const t0 = performance.now();
   const names = new Set<string>();
   const per = Math.ceil(CASES / WORKERS);
-  const parts = await Promise.all(
-    Array.from({ length: WORKERS }, (_, w) => runRange({ from: w * per, to: Math.min(CASES, (w + 1) * per) }, names)),
-  );
+  const tmpDir = Deno.makeTempDirSync({ prefix: "ltc-fuzz-" });
+  let parts: FuzzOutcome[][];
+  try {
+    parts = await Promise.all(
+      Array.from(
+        { length: WORKERS },
+        (_, w) => runRange({ from: w * per, to: Math.min(CASES, (w + 1) * per), tmpDir }, names),
+      ),
+    );
+  } finally {
+    Deno.removeSync(tmpDir, { recursive: true });
+  }
   const outcomes = parts.flat().sort((a, b) => a.index - b.index);
   const bugs = outcomes.filter((o) => o.result === "bug");
   const byTarget = new Map<string, { ok: number; ltc: number; bug: number }>();
