@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ensureWritable, Timings, writeFileAtomic, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, markInProgress, Timings, writeFileAtomic, writeSidecar } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { readFeatures } from "../shared/features.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
@@ -143,6 +143,9 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
   };
   // As the original's np.savez_compressed(opath, data=scores, meta=meta): meta is a pickled dict in a 0-d object array.
   const meta = new Map<string, unknown>([["tot_inst_num", feats.n], ["proposal_folders", options.proposalFolders]]);
+  // The deoverlap stage takes the proposal folders from the sidecar first: a run killed between the scores and their
+  // sidecar must not leave the previous run's folders vouching for the new scores (the file's own meta is used then).
+  markInProgress(scoresPath, "detect");
   writeNpz(scoresPath, {
     data: { dtype: "f4", shape: [scores.length], data: scores },
     meta: { dtype: "O", shape: [], data: [meta] },

@@ -10,6 +10,7 @@ import {
   ensureWritable,
   isFile,
   isUpToDate,
+  markInProgress,
   readSidecar,
   Timings,
   writeSidecar,
@@ -174,8 +175,16 @@ export async function writeKnnArtifact(
   if (!source) throw new LtcError(`${path}: is missing and no features file was given to build it from`);
   const t = new Timings();
   const { n, dim } = t.step("read_features", () => features.get());
+  if (Number.isInteger(k) && k >= n) {
+    throw new LtcError(
+      `${source.path}: k = ${k} must be smaller than its ${n} rows (each row is its own first neighbour)`,
+    );
+  }
   const result = await buildKnn(features.get(), options);
   if (options.release) features.release();
+  // Until the new sidecar is written the old one would vouch for the new file (its dim, normalisation, centring),
+  // and hashing the inputs for the new one takes seconds at scale: mark the file as being rebuilt first.
+  markInProgress(path, "knn");
   t.step("write", () => writeKnn(path, result.graph));
   for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
   const flop = 2 * n * n * dim;

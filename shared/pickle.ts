@@ -135,6 +135,8 @@ export function unpickle(bytes: Uint8Array, offset = 0, options: UnpickleOptions
   const memo = new Map<number, unknown>();
   let p = offset;
   const need = (n: number) => {
+    // a negative length (BINSTRING's is signed) would move the reader backwards
+    if (n < 0) fail(`negative length ${n} in pickle stream at byte ${p}`);
     if (p + n > bytes.length) fail("truncated pickle stream");
   };
   const u8 = () => (need(1), bytes[p++]!);
@@ -186,6 +188,11 @@ export function unpickle(bytes: Uint8Array, offset = 0, options: UnpickleOptions
       if (err instanceof LtcError) throw err;
       return fail(`cannot rebuild ${g.module}.${g.name}: ${(err as Error).message}`);
     }
+  };
+  // REDUCE and NEWOBJ take their arguments as a tuple; anything else is a corrupt stream, not a call to attempt.
+  const argTuple = (args: unknown, opcode: string): unknown[] => {
+    if (!Array.isArray(args)) fail(`pickle ${opcode} arguments are not a tuple`);
+    return [...(args as unknown[])];
   };
   const decodeLong = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
@@ -390,22 +397,28 @@ export function unpickle(bytes: Uint8Array, offset = 0, options: UnpickleOptions
         break;
       }
       case 0x52: { // REDUCE
-        const args = pop();
+        const args = argTuple(pop(), "REDUCE");
         const fn = pop();
-        stack.push(callGlobal(fn, [...(args as unknown[])]));
+        stack.push(callGlobal(fn, args));
         break;
       }
       case 0x81: { // NEWOBJ
-        const args = pop();
+        const args = argTuple(pop(), "NEWOBJ");
         const cls = pop();
-        stack.push(callGlobal(cls, [...(args as unknown[])]));
+        stack.push(callGlobal(cls, args));
         break;
       }
       case 0x62: { // BUILD
         const state = pop();
         const obj = pop() as Partial<Buildable> | null;
-        if (obj && typeof obj.__setstate__ === "function") stack.push(obj.__setstate__(state));
-        else if (obj instanceof Map && state instanceof Map) {
+        if (obj && typeof obj.__setstate__ === "function") {
+          try {
+            stack.push(obj.__setstate__(state));
+          } catch (err) {
+            if (err instanceof LtcError) throw err;
+            fail(`cannot set the state of a ${obj.constructor?.name ?? "value"}: ${(err as Error).message}`);
+          }
+        } else if (obj instanceof Map && state instanceof Map) {
           for (const [k, v] of state) obj.set(k, v);
           stack.push(obj);
         } else if (obj && typeof obj === "object") {

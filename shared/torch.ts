@@ -126,15 +126,19 @@ function materialise(t: PendingTensor, path: string, cache: Map<StorageRef, Nume
   const base = ref.view ? ref.view.offset : 0;
   const limit = ref.view ? ref.view.numel : ref.numel;
   const n = sizeOf(t.shape);
+  if (n > 0) {
+    // Highest element touched must lie inside the storage (or the view) — checked before anything is allocated, and
+    // so is the element count: a saved parameter never holds more elements than its storage (a corrupt shape would
+    // otherwise ask for terabytes).
+    let last = t.offset;
+    t.shape.forEach((s, d) => last += (s - 1) * t.stride[d]!);
+    if (last >= limit || n > limit) {
+      throw new LtcError(`${path}: tensor of shape (${t.shape.join(", ")}) overruns storage ${ref.key}`);
+    }
+  }
   const ctor = all.constructor as { new (n: number): NumericData };
   const out = new ctor(n);
   if (n > 0) {
-    // Highest element touched must lie inside the storage (or the view).
-    let last = t.offset;
-    t.shape.forEach((s, d) => last += (s - 1) * t.stride[d]!);
-    if (t.offset < 0 || last >= limit) {
-      throw new LtcError(`${path}: tensor of shape (${t.shape.join(", ")}) overruns storage ${ref.key}`);
-    }
     let contiguous = true;
     for (let d = t.shape.length - 1, step = 1; d >= 0; step *= t.shape[d]!, d--) {
       if (t.shape[d]! > 1 && t.stride[d] !== step) contiguous = false;
@@ -189,6 +193,14 @@ function torchPickleOptions(path: string, storages: Map<string, StorageRef>, for
       const shape = toIntList(size, "size", path);
       const strides = toIntList(stride, "stride", path);
       if (shape.length !== strides.length) throw new LtcError(`${path}: tensor size and stride differ in length`);
+      if (!Number.isInteger(offset) || offset < 0) {
+        throw new LtcError(`${path}: tensor storage offset ${offset} is not a non-negative integer`);
+      }
+      if (shape.some((v) => v < 0) || strides.some((v) => v < 0)) {
+        throw new LtcError(
+          `${path}: tensor has a negative size or stride (${shape.join(", ")} / ${strides.join(", ")})`,
+        );
+      }
       return new PendingTensor(storage, offset, shape, strides);
     },
   };

@@ -72,6 +72,7 @@ export function readZip(bytes: Uint8Array, path: string): Map<string, ZipEntry> 
     const extraLen = view.getUint16(p + 30, true);
     const commentLen = view.getUint16(p + 32, true);
     let localOffset = view.getUint32(p + 42, true);
+    if (p + 46 + nameLen + extraLen + commentLen > bytes.length) throw bad("central directory entry past end of file");
     const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
     // ZIP64 extra field (id 1): only the fields saturated in the fixed header are present, in this order.
     let q = p + 46 + nameLen;
@@ -81,6 +82,8 @@ export function readZip(bytes: Uint8Array, path: string): Map<string, ZipEntry> 
       const len = view.getUint16(q + 2, true);
       if (id === 1) {
         let r = q + 4;
+        const saturated = [usize, csize, localOffset].filter((v) => v === 0xffffffff).length;
+        if (len < 8 * saturated || q + 4 + len > extraEnd) throw bad(`bad ZIP64 extra field for ${name}`);
         if (usize === 0xffffffff) usize = Number(view.getBigUint64(r, true)), r += 8;
         if (csize === 0xffffffff) csize = Number(view.getBigUint64(r, true)), r += 8;
         if (localOffset === 0xffffffff) localOffset = Number(view.getBigUint64(r, true));

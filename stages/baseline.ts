@@ -128,12 +128,20 @@ async function main(args: CliArgs): Promise<void> {
   const knnPath = join(prefix, "knns", name, knnFileName(p.knn_method, p.knn));
   const params = { ...p, dim: args.num("dim"), normalize: !args.bool("no-normalize"), center: args.bool("center") };
   const timings = new Timings();
+  // The ground truth is read and checked before anything is written: a bad one must not leave a label file behind.
+  const gt = gtPath ? readLabels(gtPath) : undefined;
+  const checkGt = (labels: Int32Array) => {
+    if (gt && gt.length !== labels.length) {
+      throw new LtcError(`${gtPath}: has ${gt.length} labels but the ${method} result has ${labels.length}`);
+    }
+  };
   let labels: Int32Array;
   let methodExtra: Record<string, unknown> | undefined;
   const inputs = baseline.input === "knn" ? [knnPath] : [featPath];
   if (!args.bool("force") && isFile(inputs[0]!) && isUpToDate(out, params, inputs)) {
     log(`baseline: ${out} is up to date`);
     labels = readLabels(out);
+    checkGt(labels);
   } else {
     const res = await timings.stepAsync(
       method,
@@ -146,16 +154,10 @@ async function main(args: CliArgs): Promise<void> {
     );
     labels = res.labels;
     methodExtra = res.extra;
+    checkGt(labels);
     writeLabels(out, labels);
   }
-  let metrics: AllMetrics | undefined;
-  if (gtPath) {
-    const gt = readLabels(gtPath);
-    if (gt.length !== labels.length) {
-      throw new LtcError(`${gtPath}: has ${gt.length} labels but the ${method} result has ${labels.length}`);
-    }
-    metrics = evaluateAll(gt, labels);
-  }
+  const metrics: AllMetrics | undefined = gt ? evaluateAll(gt, labels) : undefined;
   writeSidecar(out, {
     stage: "baseline",
     params,

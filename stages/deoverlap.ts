@@ -46,14 +46,19 @@ function main(args: CliArgs): void {
   }
   const n = args.optNum("n") ?? pred.totInstNum;
   if (n === undefined) throw new LtcError(`${predScore}: gives no instance count (tot_inst_num); pass --n`);
+  // The ground truth is read and checked first: a bad one must not leave a label file behind.
+  const gtPath = args.str("gt-labels");
+  const gt = gtPath ? readLabels(gtPath) : undefined;
+  if (gt && gt.length !== n) {
+    const from = args.given("n") ? "--n" : `the tot_inst_num of ${predScore}`;
+    throw new LtcError(`${gtPath}: has ${gt.length} labels, but there are ${n} instances (${from})`);
+  }
   const thPos = args.num("th-pos"), thIou = args.num("th-iou");
   const labels = timings.step("deoverlap", () => deoverlapFolders(pred.scores, folders, { n, thPos, thIou }));
   const out = args.str("output") ?? deoverlapOutputName(predScore, thIou, thPos);
   ensureWritable(out);
   writeLabels(out, labels);
-  let metrics;
-  const gtPath = args.str("gt-labels");
-  if (gtPath) metrics = evaluateAll(readLabels(gtPath), labels);
+  const metrics = gt ? evaluateAll(gt, labels) : undefined;
   writeSidecar(out, {
     stage: "deoverlap",
     params: { th_pos: thPos, th_iou: thIou, proposal_folders: folders, n },

@@ -13,7 +13,7 @@
  * @module
  */
 import { join } from "node:path";
-import { Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, Timings, writeSidecar } from "../shared/artifact.ts";
 import { type CliSpec, parseCli } from "../shared/cli.ts";
 import { runMain } from "../shared/errors.ts";
 import { readFeatures, writeFeatures } from "../shared/features.ts";
@@ -40,6 +40,11 @@ if (import.meta.main) {
     const timings = new Timings();
     const prefix = args.reqStr("prefix"), name = args.reqStr("name"), oprefix = args.reqStr("oprefix");
     const featPath = join(prefix, "features", `${name}.bin`), labelPath = join(prefix, "labels", `${name}.meta`);
+    // Outputs are checked writable before the (possibly large) features are read.
+    for (const suffix of ["train", "test"]) {
+      ensureWritable(join(oprefix, "features", `${name}_${suffix}.bin`));
+      ensureWritable(join(oprefix, "labels", `${name}_${suffix}.meta`));
+    }
     const meta = readMeta(labelPath);
     const feats = readFeatures(featPath, { dim: args.num("dim"), normalize: false, count: meta.labels.length });
     const isTest = identitySplit(meta.lb2idxs, { testShare: args.num("test-share"), seed: args.num("seed") });

@@ -22,7 +22,8 @@
  * The code behind it: `cluster/synth.ts`.
  * @module
  */
-import { Timings } from "../shared/artifact.ts";
+import { join } from "node:path";
+import { ensureWritable, Timings } from "../shared/artifact.ts";
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { LtcError, runMain } from "../shared/errors.ts";
 import {
@@ -120,6 +121,11 @@ if (import.meta.main) {
       [args.reqStr("train-name"), args.optNum("ids") ?? scale.train, seed * 2 + 1, 1],
       [testName, args.optNum("ids") ?? scale.test, seed * 2 + 2, testParts],
     ];
+    // Every output is checked writable before anything is generated (part1 scale takes minutes to generate).
+    for (const [name] of splits) {
+      ensureWritable(join(prefix, "features", `${name}.bin`));
+      ensureWritable(join(prefix, "labels", `${name}.meta`));
+    }
     for (const [name, ids, splitSeed, parts] of splits) {
       const timings = new Timings();
       if (parts > 1) {

@@ -23,7 +23,7 @@
 import { join } from "node:path";
 import { ensureWritable, isDir, Timings, writeSidecar } from "../shared/artifact.ts";
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
-import { runMain } from "../shared/errors.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
 import { pyFloatStr } from "../shared/py_format.ts";
 import { countClusters, formatMetrics } from "../cluster/metrics.ts";
@@ -53,6 +53,12 @@ function main(args: CliArgs): void {
   const gtPath = args.reqStr("gt-labels");
   const gt = readLabels(gtPath);
   const clusters = timings.step("read", () => readCandidateClusters(paths));
+  // A candidate node past the ground truth means the two files describe different datasets: say which file.
+  let maxNode = -1;
+  for (const c of clusters) for (const v of c) if (v > maxNode) maxNode = v;
+  if (maxNode >= gt.length) {
+    throw new LtcError(`${gtPath}: has ${gt.length} labels, but the candidates hold node ${maxNode}`);
+  }
   const thPos = args.num("th-pos"), thIou = args.num("th-iou");
   const res = timings.step("upper_bound", () => upperBound(clusters, gt, { thPos, thIou }));
   const fmt = (name: string, v: number) => args.given(name) ? pyFloatStr(v) : String(v);
