@@ -3,8 +3,10 @@
 // sims against the rows' current worst kept pair, and only when some sim can enter does the tile go through
 // workgroup memory, 32 rows at a time, to one thread per query row that offers the row's 64 sims to its heap.
 // Layouts: heapSim / heapId row-major [qRows][splits][k], each (row, split) slot a binary min-heap of the k best
-// (sim desc, id asc) seen so far, root = worst kept; empty slots hold (-3e38, -1). The N×N similarity matrix never
-// exists: only one 64×64 tile per workgroup at a time.
+// (sim desc, id asc) seen so far, root = worst kept; empty slots hold (-3e38, -1). The first dispatch of a query
+// batch (FRESH) empties the heaps itself, so a batch needs no host-side fill; the last one (LAST) heap-sorts every
+// slot in place, best first, for knn_merge.wgsl. The N×N similarity matrix never exists: only one 64×64 tile per
+// workgroup at a time.
 
 struct Params {
   qRows: u32, // query rows bound in qFeat
@@ -15,7 +17,12 @@ struct Params {
   tilesPerSplit: u32,
   baseId0: u32, // global id of bFeat's first row
   bTiles: u32, // ceil(bRows / TB)
+  flags: u32, // FRESH | LAST
 }
+
+const FRESH: u32 = 1u; // first base range of the batch: start from empty heaps
+const LAST: u32 = 2u; // last base range: leave every heap sorted best first
+const EMPTY_SIM: f32 = -3e38;
 
 @group(0) @binding(2) var<storage, read_write> heapSim: array<f32>;
 @group(0) @binding(3) var<storage, read_write> heapId: array<i32>;
@@ -25,9 +32,9 @@ var<workgroup> thrSim: array<f32, 64>; // heap root (worst kept) per query row
 var<workgroup> thrId: array<i32, 64>;
 var<workgroup> anyPass: atomic<u32>;
 
-// Replace the root of the heap at `base` by (s, id) and sift it down; "worse" = lower sim, or equal sim and higher id.
-fn heapReplaceRoot(base: u32, s: f32, id: i32) {
-  let k = P.k;
+// Replace the root of the heap of `k` entries at `base` by (s, id) and sift it down; "worse" = lower sim, or equal
+// sim and higher id.
+fn heapReplaceRoot(base: u32, k: u32, s: f32, id: i32) {
   var pos = 0u;
   loop {
     let l = 2u * pos + 1u;
@@ -85,9 +92,22 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let tileBegin = split * P.tilesPerSplit;
   let tileEnd = min(P.bTiles, tileBegin + P.tilesPerSplit);
 
+  if ((P.flags & FRESH) != 0u) {
+    for (var e = tid; e < TQ * P.k; e += 256u) {
+      let row = q0 + e / P.k;
+      if (row < P.qRows) {
+        let at = (row * P.splits + split) * P.k + e % P.k;
+        heapSim[at] = EMPTY_SIM;
+        heapId[at] = -1;
+      }
+    }
+  }
   if (tid < TQ) {
     let row = q0 + tid;
-    if (row < P.qRows) {
+    if (row < P.qRows && (P.flags & FRESH) != 0u) {
+      thrSim[tid] = EMPTY_SIM;
+      thrId[tid] = -1;
+    } else if (row < P.qRows) {
       let hb = (row * P.splits + split) * P.k;
       thrSim[tid] = heapSim[hb];
       thrId[tid] = heapId[hb];
@@ -99,6 +119,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (tid == 0u) {
     atomicStore(&anyPass, 0u);
   }
+  storageBarrier(); // the emptied heaps, before any thread offers to them
 
   for (var tile = tileBegin; tile < tileEnd; tile++) {
     let c0 = tile * TB;
@@ -132,7 +153,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
               let s = stage[tid * 16u + c / 4u][c % 4u];
               let id = i32(P.baseId0 + c0 + c);
               if (beats(s, id, ts, ti)) {
-                heapReplaceRoot(hb, s, id);
+                heapReplaceRoot(hb, P.k, s, id);
                 ts = heapSim[hb];
                 ti = heapId[hb];
               }
@@ -148,5 +169,22 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       atomicStore(&anyPass, 0u);
     }
     workgroupBarrier();
+  }
+  if ((P.flags & LAST) != 0u) {
+    storageBarrier(); // every offer of this dispatch, before the sort reads the heaps
+    let row = q0 + tid;
+    if (tid < TQ && row < P.qRows) {
+      // heap sort: move the root (worst kept) to the end of the shrinking heap, so slot 0 ends up the best
+      let hb = (row * P.splits + split) * P.k;
+      for (var end = P.k - 1u; end > 0u; end--) {
+        let worstSim = heapSim[hb];
+        let worstId = heapId[hb];
+        let s = heapSim[hb + end];
+        let id = heapId[hb + end];
+        heapSim[hb + end] = worstSim;
+        heapId[hb + end] = worstId;
+        heapReplaceRoot(hb, end, s, id);
+      }
+    }
   }
 }
