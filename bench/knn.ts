@@ -195,7 +195,7 @@ export async function run(args: string[]): Promise<void> {
   if (values.write) {
     const dir = Deno.makeTempDirSync({ prefix: "ltc-bench-knn-" });
     const tw = performance.now();
-    writeKnn(`${dir}/faiss_k_${k}.npz`, ex.graph);
+    await writeKnn(`${dir}/faiss_k_${k}.npz`, ex.graph);
     const bytes = Deno.statSync(`${dir}/faiss_k_${k}.npz`).size;
     console.log(`  npz write: ${((performance.now() - tw) / 1000).toFixed(1)} s, ${gb(bytes)}`);
     Deno.removeSync(dir, { recursive: true });

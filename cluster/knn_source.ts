@@ -178,7 +178,7 @@ export async function writeKnnArtifact(
   const { n, dim } = t.step("read_features", () => features.get());
   const result = await buildKnn(features.get(), options);
   if (options.release) features.release();
-  t.step("write", () => writeKnn(path, result.graph));
+  await t.stepAsync("write", () => writeKnn(path, result.graph));
   for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
   const flop = 2 * n * n * dim;
   writeSidecar(path, {

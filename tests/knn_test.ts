@@ -428,14 +428,14 @@ Deno.test({
 Deno.test({
   name: "writeKnn writes the same bytes as the generic npz encoder (padding rows included)",
   ignore: !HAS_SHARED,
-  fn() {
+  async fn() {
     const dir = tempDir();
     try {
       const g = readKnn(REF_KNN);
       g.nbrs[5] = -1;
       g.dists[5] = 1;
       writeNpz(join(dir, "a.npz"), { data: knnToArray(g) });
-      writeKnn(join(dir, "b.npz"), g);
+      await writeKnn(join(dir, "b.npz"), g);
       assert.deepEqual(Deno.readFileSync(join(dir, "b.npz")), Deno.readFileSync(join(dir, "a.npz")));
       const back = readKnn(join(dir, "b.npz"));
       assert.deepEqual(back.nbrs, g.nbrs);
