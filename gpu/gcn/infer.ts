@@ -76,12 +76,33 @@ export interface ScoreOptions {
  * The eval-mode prediction of every proposal, in file order. `nodes[i]` are the nodes of `files[i]` (from
  * {@linkcode readAllNodes}).
  */
-export async function scoreProposals(
+export function scoreProposals(
   engine: GcnEngine,
   features: Features,
   files: ProposalFiles[],
   nodes: Int32Array[],
   options: ScoreOptions = {},
+): Promise<Float32Array> {
+  const index = new LocalIndex(features.n);
+  const graphOf = (p: number) =>
+    buildProposalGraph(nodes[p]!, readProposalEdges(files[p]!.edge), index, {
+      woWeight: options.woWeight,
+      normAdj: options.normAdj,
+      path: files[p]!.edge,
+    });
+  return scoreGraphs(engine, features, nodes, graphOf, options);
+}
+
+/**
+ * The eval-mode prediction of every proposal given by its nodes and a builder of its graph (called once per
+ * proposal, in the order chunks are filled), in proposal order.
+ */
+export async function scoreGraphs(
+  engine: GcnEngine,
+  features: Features,
+  nodes: Int32Array[],
+  graphOf: (proposal: number) => ProposalGraph,
+  options: Pick<ScoreOptions, "chunkRows" | "runRows" | "progressLabel"> = {},
 ): Promise<Float32Array> {
   const n = features.n;
   // Distinct nodes, in id order, and each one's row in the first-layer table.
@@ -93,11 +114,10 @@ export async function scoreProposals(
   for (let v = 0; v < n; v++) if (tableRow[v]! >= 0) rows[tableRow[v]!] = v;
   await engine.setFirstLayerRows(features.data, rows);
 
-  const scores = new Float32Array(files.length);
-  const index = new LocalIndex(n);
+  const scores = new Float32Array(nodes.length);
   const chunkRows = options.chunkRows ?? 32768;
   const runRows = Math.max(chunkRows, options.runRows ?? 1 << 19);
-  const progress = options.progressLabel ? new Progress(options.progressLabel, files.length) : null;
+  const progress = options.progressLabel ? new Progress(options.progressLabel, nodes.length) : null;
   const source = (v: number) => tableRow[v]!;
   const order = localityOrder(nodes, n);
   /** Build and queue the chunks of one run from `start` in `order`; returns the run's end and its pending scores. */
@@ -108,14 +128,8 @@ export async function scoreProposals(
       const graphs: ProposalGraph[] = [];
       let packed = 0;
       while (end < order.length && (graphs.length === 0 || packed + nodes[order[end]!]!.length <= chunkRows)) {
-        const p = order[end]!, f = files[p]!;
-        graphs.push(
-          buildProposalGraph(nodes[p]!, readProposalEdges(f.edge), index, {
-            woWeight: options.woWeight,
-            normAdj: options.normAdj,
-            path: f.edge,
-          }),
-        );
+        const p = order[end]!;
+        graphs.push(graphOf(p));
         packed += nodes[p]!.length;
         end++;
       }

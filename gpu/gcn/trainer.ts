@@ -25,8 +25,16 @@ import {
 import { stepLr } from "./model.ts";
 import { Rng, RNG_STREAM } from "./rng.ts";
 
+/** What an epoch trains on: proposals by index, packed into batches with their targets. */
+export interface TrainingBatches {
+  /** number of proposals */
+  readonly size: number;
+  /** the batch of proposals `ids`, `labels` set */
+  batch(ids: ArrayLike<number>): PackedBatch;
+}
+
 /** Proposals used for training, with their targets; graphs are cached in memory when they fit the budget. */
-export class TrainingSet {
+export class TrainingSet implements TrainingBatches {
   readonly files: ProposalFiles[];
   readonly nodes: Int32Array[];
   readonly targets: Float32Array;
@@ -172,7 +180,7 @@ const MAX_QUEUED_STEPS = 128;
  */
 export async function trainEpoch(
   engine: GcnEngine,
-  data: TrainingSet,
+  data: TrainingBatches,
   features: Features,
   schedule: TrainSchedule,
   options: { epoch: number; iter: number; layers: number; log?: (line: string) => void; progress?: boolean },
