@@ -1,8 +1,8 @@
 /**
  * Benchmark: the GPU path in one command (issue #14's measurements). In order:
  * - the WebGPU adapter and its limits;
- * - WGSL exact kNN (k 80) at `--small-n` rows (98K) and, through the kNN stage end to end (read features, search,
- *   write the npz), at `--n` rows (584K: MS1M part1 scale) — with PyTorch's fp32 kNN on the same rows as the
+ * - WGSL exact kNN (k 80) at `--small-n` rows (98K; both tile kernels, the faster one used after) and, through the
+ *   kNN stage end to end (read features, search, write the npz), at `--n` rows (584K: MS1M part1 scale) — with PyTorch's fp32 kNN on the same rows as the
  *   comparison point where `python3` has torch and a CUDA device (bench/torch_knn.py, TF32 off): the time ratio and
  *   how many neighbours agree;
  * - the npz write: deflate on worker threads against one thread, same bytes;
@@ -27,7 +27,7 @@ import { encodeNpy } from "../shared/npy.ts";
 import { concat, deflateMember, deflateMemberParallel, deflateWorkers } from "../shared/zip.ts";
 import { runKnnStage } from "../cluster/knn_source.ts";
 import { getGpu, type GpuContext } from "../gpu/device.ts";
-import { knnWebGpu, planKnnSweep } from "../gpu/knn/webgpu.ts";
+import { knnKernel, knnWebGpu, planKnnSweep } from "../gpu/knn/webgpu.ts";
 import {
   buildProposalGraph,
   DEFAULT_GCN_CONFIG,
@@ -118,7 +118,7 @@ function compare(
   return { torchSeconds: torch.seconds, ratio: ours.seconds / torch.seconds, ...a };
 }
 
-/** Host round trips the per-batch kNN sweep needed before the GPU merge: 2 read-backs per batch, 1 wait per 8 dispatches. */
+/** Host round trips of the former per-batch kNN sweep: 2 read-backs per batch, 1 wait per 8 dispatches. */
 function formerKnnWaits(gpu: GpuContext, n: number, k: number): number {
   const per = Math.floor(gpu.device.limits.maxStorageBufferBindingSize / (DIM * 4) / 64) * 64;
   const parts = Array.from({ length: Math.ceil(n / per) }, (_, i) => ({ rows: Math.min(per, n - i * per) }));
@@ -172,27 +172,41 @@ export async function run(args: string[]): Promise<void> {
   console.log(`features: ${n} × ${DIM} synthetic unit vectors (bench/knn.ts's generator) in ${fmt(secs(t0))} s`);
   const small: Features = { data: features.data.subarray(0, smallN * DIM), n: smallN, dim: DIM };
 
-  // kNN at the small size: the kernels compiled first (a tiny search), then timed
+  // kNN at the small size, both tile kernels: each compiled first (a tiny search), then timed
   const tiny: Features = { data: features.data.subarray(0, 256 * DIM), n: 256, dim: DIM };
-  t0 = performance.now();
-  await knnWebGpu(gpu, tiny, tiny, Math.min(k, 256));
-  console.log(`kNN kernels compiled in ${fmt(secs(t0))} s`);
-  t0 = performance.now();
-  const smallKnn = await knnWebGpu(gpu, small, small, k);
-  const smallSecs = secs(t0);
   const flop = (rows: number) => 2 * rows * rows * DIM;
-  console.log(
-    `WGSL kNN ${smallN} × ${DIM}, k ${k}: ${fmt(smallSecs)} s = ${rate(flop(smallN), smallSecs)} ` +
-      `(target at 98K on the H200: ≤ 0.4 s); host round trips ${smallKnn.stats.hostRoundTrips} (per-batch ` +
-      `read-back before: ${formerKnnWaits(gpu, smallN, k)}), ${smallKnn.stats.submits} submits, ` +
-      `${smallKnn.stats.dispatches} tile dispatches`,
-  );
-  record.knnSmall = { seconds: smallSecs, ...smallKnn.stats, formerRoundTrips: formerKnnWaits(gpu, smallN, k) };
+  const kernels = (["tile64", "tile128"] as const).filter((kn) => knnKernel(gpu.device, kn) === kn);
+  const runs: Record<string, { seconds: number; nbrs: Int32Array; dists: Float32Array }> = {};
+  for (const kernel of kernels) {
+    t0 = performance.now();
+    await knnWebGpu(gpu, tiny, tiny, Math.min(k, 256), { kernel });
+    const compile = secs(t0);
+    t0 = performance.now();
+    const r = await knnWebGpu(gpu, small, small, k, { kernel });
+    const seconds = secs(t0);
+    runs[kernel] = { seconds, nbrs: r.nbrs, dists: r.dists };
+    const same = kernel === "tile64" ||
+      (r.nbrs.every((v, i) => v === runs.tile64!.nbrs[i]) && r.dists.every((v, i) => v === runs.tile64!.dists[i]));
+    console.log(
+      `WGSL kNN ${smallN} × ${DIM}, k ${k}, ${kernel}: ${fmt(seconds)} s = ${rate(flop(smallN), seconds)} (target ` +
+        `at 98K on the H200: ≤ 0.4 s; compiled in ${fmt(compile)} s)${
+          kernel === "tile64" ? "" : `, rows ${same ? "identical to" : "DIFFERENT from"} tile64's`
+        }; host round trips ${r.stats.hostRoundTrips} (per-batch read-back before: ${
+          formerKnnWaits(gpu, smallN, k)
+        }), ${r.stats.submits} submits, ${r.stats.dispatches} tile dispatches`,
+    );
+    record[`knnSmall_${kernel}`] = { seconds, ...r.stats, same, formerRoundTrips: formerKnnWaits(gpu, smallN, k) };
+  }
+  // the faster kernel runs the stage below (LTC_KNN_TILE is what the stage reads)
+  const best = kernels.reduce((a, b) => runs[b]!.seconds < runs[a]!.seconds ? b : a);
+  Deno.env.set("LTC_KNN_TILE", best === "tile128" ? "128" : "64");
+  const smallKnn = runs[best]!;
+  record.knnBestKernel = best;
   if (!values["skip-torch"]) {
     const t = await torchKnn(features, smallN, k);
     if (t) {
-      const c = compare(`${smallN} rows`, { seconds: smallSecs, ids: smallKnn.nbrs }, t, smallN, k);
-      Object.assign(record.knnSmall as object, c);
+      const c = compare(`${smallN} rows, ${best}`, { seconds: smallKnn.seconds, ids: smallKnn.nbrs }, t, smallN, k);
+      record.knnSmallTorch = c;
     }
   }
   save();
@@ -241,7 +255,7 @@ export async function run(args: string[]): Promise<void> {
       const sweep = (side as Record<string, unknown>).gpu_sweep as { host_round_trips: number; submits: number };
       const bytes = Deno.statSync(stage.path).size;
       console.log(
-        `kNN stage ${n} rows, k ${k}, end to end: ${fmt(total)} s (target ≤ 15 s) = read ${
+        `kNN stage ${n} rows, k ${k}, ${best}, end to end: ${fmt(total)} s (target ≤ 15 s) = read ${
           fmt(steps.read_features!)
         } ` +
           `+ kNN ${fmt(steps.exact_knn!)} s (${rate(flop(n), steps.exact_knn!)}; target ≤ 8 s) ` +

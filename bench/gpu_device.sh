@@ -14,7 +14,10 @@ trap 'rm -rf "$scratch"' EXIT
 
 # Deno and the npm packages the benchmark imports (the rest of package.json loads lazily and is not needed)
 if ! ls node_modules/@deno/*/deno >/dev/null 2>&1; then
-  [ -f .carry/deno.xz ] || { echo "gpu_device: no .carry/deno.xz (run bench/gpu_carry.sh where Deno is installed)" >&2; exit 1; }
+  if [ ! -f .carry/deno.xz ]; then
+    echo "gpu_device: no .carry/deno.xz (run bench/gpu_carry.sh where Deno is installed)" >&2
+    exit 1
+  fi
   target="node_modules/$(cat .carry/deno.path)"
   mkdir -p "$(dirname "$target")"
   xz -dc .carry/deno.xz > "$target"

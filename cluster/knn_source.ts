@@ -196,7 +196,13 @@ export async function writeKnnArtifact(
         : {}),
       ...(result.recall ? { recall: result.recall } : {}),
       ...(result.gpu
-        ? { gpu_sweep: { host_round_trips: result.gpu.hostRoundTrips, submits: result.gpu.submits } }
+        ? {
+          gpu_sweep: {
+            host_round_trips: result.gpu.hostRoundTrips,
+            submits: result.gpu.submits,
+            ...(result.gpu.kernel ? { kernel: result.gpu.kernel } : {}),
+          },
+        }
         : {}),
     },
   });

@@ -151,8 +151,8 @@ export function knnToArray(g: KnnGraph): NdArray {
 /**
  * Write a kNN graph as the original's `np.savez_compressed(path, data=(N, 2, k) float64)`, atomically. The `.npy`
  * member (header + float64 rows) is built in one shared buffer and deflated from there in pieces on worker threads
- * (`workers`, default `deflateWorkers()` of shared/zip.ts), so at part1 scale (584K × 80: a 748 MB member) the write never
- * holds the member twice and uses every core; the bytes equal `writeNpz(path, { data: knnToArray(g) })` whatever the
+ * (`workers`, default `deflateWorkers()` of shared/zip.ts), so at part1 scale (584K × 80: a 748 MB member) the
+ * write never holds the member twice and uses every core; the bytes equal `writeNpz(path, { data: knnToArray(g) })` whatever the
  * worker count.
  */
 export async function writeKnn(path: string, g: KnnGraph, options: { workers?: number } = {}): Promise<void> {

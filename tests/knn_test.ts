@@ -174,7 +174,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "WGSL kNN: the GPU merge equals brute force exactly (ties, splits, batches, buffer parts); one host wait",
+  name:
+    "WGSL kNN, both tile kernels: the GPU merge equals brute force exactly (ties, splits, batches, buffer parts); one host wait",
   ignore: !gpu,
   async fn() {
     // values on a 1/8 grid: every inner product is exact in float32 and exact ties are everywhere
@@ -196,17 +197,21 @@ Deno.test({
       return done.apply(this);
     };
     try {
-      // 128-row buffer parts: 6 base parts (6 dispatches per batch) and 3 query batches of up to 64 × 8 splits;
-      // 50-row read-back buffers: batches straddle them
-      const got = await knnWebGpu(gpu!, base, queries, 90, {
-        maxBindingBytes: 16 * 4 * 128,
-        maxReadBytes: 50 * 90 * 4,
-      });
+      // 128-row buffer parts: 6 base parts (6 dispatches per batch) and query batches of one tile (64 or 128 rows)
+      // with several splits; 50-row read-back buffers: batches straddle them
       const want = knnJs(base, queries, 90);
-      assert.deepEqual(got.nbrs, want.nbrs);
-      assert.deepEqual(got.dists, want.dists);
-      assert.deepEqual(got.stats, { hostRoundTrips: 1, submits: 3, batches: 3, dispatches: 18 });
-      assert.deepEqual(waits, { map: 2 * 3, done: 0 }, "three read-back buffers, mapped together; no other wait");
+      for (const [kernel, batches] of [["tile64", 3], ["tile128", 2]] as const) {
+        waits.map = 0;
+        const got = await knnWebGpu(gpu!, base, queries, 90, {
+          maxBindingBytes: 16 * 4 * 128,
+          maxReadBytes: 50 * 90 * 4,
+          kernel,
+        });
+        assert.deepEqual(got.nbrs, want.nbrs, kernel);
+        assert.deepEqual(got.dists, want.dists, kernel);
+        assert.deepEqual(got.stats, { hostRoundTrips: 1, submits: batches, kernel, batches, dispatches: 6 * batches });
+        assert.deepEqual(waits, { map: 2 * 3, done: 0 }, "three read-back buffers, mapped together; no other wait");
+      }
       // k above the base rows: the rows end in −1 / distance 1, as the CPU twin pads them
       const small = grid(40, 16, 23);
       const padded = await knnWebGpu(gpu!, small, small, 45);

@@ -38,6 +38,8 @@ export interface GpuSweepStats {
   hostRoundTrips: number;
   /** command buffers submitted */
   submits: number;
+  /** the kernel that ran, where a backend has several */
+  kernel?: string;
 }
 
 /** A backend opened on this machine (device picked, runtime loaded). */

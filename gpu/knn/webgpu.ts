@@ -1,13 +1,14 @@
 /**
  * Exact kNN and all-pairs similarity search on WebGPU with hand-written WGSL: `tile_common.wgsl` (the 64×64
- * inner-product tile) prepended to `knn_tile.wgsl` (fused per-row top-k) or `pairs_tile.wgsl` (pairs ≥ minSim
- * appended through an atomic counter); the N×N matrix never exists. Compiling, dispatching and reading back go
- * through {@linkcode ../webgpu.ts}. Features are uploaded once, split into GPU buffers that each fit one storage
- * binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe). Queries run in batches whose heaps fit
- * a binding; each batch visits every base buffer with one dispatch per base range, the heaps persisting in GPU
- * memory between dispatches; base ranges are further split across the grid's y axis so small query batches still
- * fill the GPU. The per-split heaps are merged on the GPU (`knn_merge.wgsl`); only N × k ids and distances come back,
- * once, after the whole sweep was queued.
+ * inner-product tile) prepended to `knn_tile.wgsl` (fused per-row top-k, heaps in `knn_heap.wgsl`) or
+ * `pairs_tile.wgsl` (pairs ≥ minSim appended through an atomic counter); or, for kNN, the register-tiled 128×128
+ * `knn_tile128.wgsl` with the same heaps ({@linkcode KnnKernel}); the N×N matrix never exists. Compiling,
+ * dispatching and reading back go through {@linkcode ../webgpu.ts}. Features are uploaded once, split into GPU
+ * buffers that each fit one storage binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe).
+ * Queries run in batches whose heaps fit a binding; each batch visits every base buffer with one dispatch per base
+ * range, the heaps persisting in GPU memory between dispatches; base ranges are further split across the grid's y
+ * axis so small query batches still fill the GPU. The per-split heaps are merged on the GPU (`knn_merge.wgsl`); only
+ * N × k ids and distances come back, once, after the whole sweep was queued.
  * @module
  */
 import type { Features } from "../../shared/features.ts";
@@ -45,14 +46,48 @@ export function tileDepth(maxWorkgroupBytes: number): number {
 }
 
 /**
- * A tile kernel: `tile_common.wgsl` + `<kind>_tile.wgsl` (WGSL has no imports), TD set through its `override`
- * (`depth`, a test override, defaults to the device's {@linkcode tileDepth}).
+ * A tile kernel: `tile_common.wgsl` + `<kind>_tile.wgsl` (+ `knn_heap.wgsl` for kNN; WGSL has no imports), TD set
+ * through its `override` (`depth`, a test override, defaults to the device's {@linkcode tileDepth}).
  */
 function tileKernel(kind: TileKernel, device: GPUDevice, depth?: 16 | 32): KernelSpec {
+  const files = ["tile_common.wgsl", `${kind}_tile.wgsl`, ...(kind === "knn" ? ["knn_heap.wgsl"] : [])];
   return {
     label: `${kind}_tile`,
-    code: () => wgslFile("tile_common.wgsl", import.meta.url) + "\n" + wgslFile(`${kind}_tile.wgsl`, import.meta.url),
+    code: () => files.map((f) => wgslFile(f, import.meta.url)).join("\n"),
     constants: { TD: depth ?? tileDepth(device.limits.maxComputeWorkgroupStorageSize) },
+  };
+}
+
+/**
+ * The kNN kernels: `tile64` — 64×64 tiles, a 4×4 block of outputs per thread (tile_common.wgsl + knn_tile.wgsl);
+ * `tile128` — register-tiled 128×128 tiles, an 8×8 block per thread, double-buffered staging (knn_tile128.wgsl).
+ * Both feed the same per-row heaps (knn_heap.wgsl) and give identical rows.
+ */
+export type KnnKernel = "tile64" | "tile128";
+
+/** Workgroup memory of the 128×128 kernel: two staging buffers of 2 × 8 × 33 vec4, 128 row thresholds, a flag. */
+const TILE128_BYTES = 2 * 2 * 8 * 33 * 16 + 128 * 8 + 16;
+
+/**
+ * The kNN kernel to run: `wanted`, else `LTC_KNN_TILE` (`64` or `128`), else `tile64` (the 128×128 kernel's speed on
+ * a real GPU is not measured yet); `tile128` falls back to `tile64` where the device grants too little workgroup
+ * memory.
+ */
+export function knnKernel(device: GPUDevice, wanted?: KnnKernel): KnnKernel {
+  const env = Deno.env.get("LTC_KNN_TILE");
+  const choice = wanted ?? (env === "128" ? "tile128" : "tile64");
+  return choice === "tile128" && device.limits.maxComputeWorkgroupStorageSize >= TILE128_BYTES ? "tile128" : "tile64";
+}
+
+/** The compiled form of a kNN kernel and its tile edge (query rows per workgroup = base rows per tile). */
+function knnSpec(kernel: KnnKernel, device: GPUDevice, depth?: 16 | 32): { spec: KernelSpec; tile: number } {
+  if (kernel === "tile64") return { spec: tileKernel("knn", device, depth), tile: 64 };
+  return {
+    spec: {
+      label: "knn_tile128",
+      code: () => ["knn_tile128.wgsl", "knn_heap.wgsl"].map((f) => wgslFile(f, import.meta.url)).join("\n"),
+    },
+    tile: 128,
   };
 }
 
@@ -66,11 +101,13 @@ export interface TileRunOptions {
   tileDepth?: 16 | 32;
   /** test override: bytes per mappable read-back buffer of the kNN result (default: up to 1 GiB) */
   maxReadBytes?: number;
+  /** the kNN kernel (default: {@linkcode knnKernel}'s choice) */
+  kernel?: KnnKernel;
 }
 
-/** Upload features once, cut into binding-sized buffers of whole 64-row tiles. */
-function uploadRows(gpu: GpuContext, f: Features, maxBindingBytes?: number) {
-  return uploadRowParts(gpu.device, f, { rowAlign: TQ, maxBindingBytes });
+/** Upload features once, cut into binding-sized buffers of whole tiles (`tile` rows, default 64). */
+function uploadRows(gpu: GpuContext, f: Features, options: { maxBindingBytes?: number; tile?: number }) {
+  return uploadRowParts(gpu.device, f, { rowAlign: options.tile ?? TQ, maxBindingBytes: options.maxBindingBytes });
 }
 
 /** Most base splits per query batch: the GPU merge ranks each candidate against every other split's list. */
@@ -97,9 +134,10 @@ export interface SweepBatch {
 export function planKnnSweep(
   queryParts: { rows: number }[],
   baseParts: { rows: number }[],
-  options: { baseN: number; k: number; bindLimit: number },
+  options: { baseN: number; k: number; bindLimit: number; tile?: number },
 ): SweepBatch[] {
   const { k, bindLimit } = options;
+  const tile = options.tile ?? TQ;
   const batches: SweepBatch[] = [];
   const ranges: SweepBatch["ranges"] = [];
   baseParts.forEach((p, bPart) => {
@@ -109,12 +147,19 @@ export function planKnnSweep(
   });
   let row0 = 0;
   queryParts.forEach((part, qPart) => {
-    const maxSplits = Math.max(1, Math.ceil(TARGET_WORKGROUPS / Math.ceil(Math.min(part.rows, 65536) / TQ)));
-    const splitsCap = Math.min(MAX_SPLITS, maxSplits, Math.ceil(Math.min(options.baseN, BASE_ROWS_PER_DISPATCH) / TB));
-    const batchRows = Math.max(TQ, Math.min(part.rows, 65536, Math.floor(bindLimit / (4 * splitsCap * k) / TQ) * TQ));
+    const maxSplits = Math.max(1, Math.ceil(TARGET_WORKGROUPS / Math.ceil(Math.min(part.rows, 65536) / tile)));
+    const splitsCap = Math.min(
+      MAX_SPLITS,
+      maxSplits,
+      Math.ceil(Math.min(options.baseN, BASE_ROWS_PER_DISPATCH) / tile),
+    );
+    const batchRows = Math.max(
+      tile,
+      Math.min(part.rows, 65536, Math.floor(bindLimit / (4 * splitsCap * k) / tile) * tile),
+    );
     for (let b0 = 0; b0 < part.rows; b0 += batchRows) {
       const qRows = Math.min(batchRows, part.rows - b0);
-      const splits = Math.max(1, Math.min(splitsCap, Math.ceil(TARGET_WORKGROUPS / Math.ceil(qRows / TQ))));
+      const splits = Math.max(1, Math.min(splitsCap, Math.ceil(TARGET_WORKGROUPS / Math.ceil(qRows / tile))));
       batches.push({ qPart, b0, row0: row0 + b0, qRows, splits, ranges });
     }
     row0 += part.rows;
@@ -147,19 +192,24 @@ export async function knnWebGpu(
   options: TileRunOptions = {},
 ): Promise<{ nbrs: Int32Array; dists: Float32Array; stats: KnnSweepStats }> {
   const { device } = gpu;
+  const kernel = knnKernel(device, options.kernel);
+  const { spec, tile } = knnSpec(kernel, device, options.tileDepth);
   const [pipeline, mergePipeline] = await Promise.all([
-    computePipeline(device, tileKernel("knn", device, options.tileDepth)),
+    computePipeline(device, spec),
     computePipeline(device, { label: "knn_merge", code: () => wgslFile("knn_merge.wgsl", import.meta.url) }),
   ]);
   const dim = base.dim;
-  const gBase = uploadRows(gpu, base, options.maxBindingBytes);
-  const gQuery = queries === base ? gBase : uploadRows(gpu, queries, options.maxBindingBytes);
+  const gBase = uploadRows(gpu, base, { maxBindingBytes: options.maxBindingBytes, tile });
+  const gQuery = queries === base
+    ? gBase
+    : uploadRows(gpu, queries, { maxBindingBytes: options.maxBindingBytes, tile });
   const plan = planKnnSweep(gQuery.parts, gBase.parts, {
     baseN: base.n,
     k,
     bindLimit: bindingLimit(device, options.maxBindingBytes),
+    tile,
   });
-  const stats: KnnSweepStats = { hostRoundTrips: 0, submits: 0, batches: plan.length, dispatches: 0 };
+  const stats: KnnSweepStats = { hostRoundTrips: 0, submits: 0, kernel, batches: plan.length, dispatches: 0 };
   const heapLen = Math.max(...plan.map((b) => b.qRows * b.splits * k));
   const outLen = Math.max(...plan.map((b) => b.qRows * k));
   const heapSim = storageBuffer(device, heapLen * 4, "heapSim");
@@ -187,7 +237,7 @@ export async function knnWebGpu(
     let s = 0;
     for (const b of plan) {
       b.ranges.forEach((r, i) => {
-        const bTiles = Math.ceil(r.bRows / TB);
+        const bTiles = Math.ceil(r.bRows / tile);
         const flags = (i === 0 ? 1 : 0) | (i === b.ranges.length - 1 ? 2 : 0);
         const baseId0 = gBase.parts[r.bPart]!.row0 + r.r0;
         words.set(
@@ -214,7 +264,7 @@ export async function knnWebGpu(
             heapId,
             { buffer: params, offset: s++ * slot, size: TILE_PARAMS_BYTES },
           ],
-          grid: [Math.ceil(b.qRows / TQ), b.splits],
+          grid: [Math.ceil(b.qRows / tile), b.splits],
         });
       }
       encodeDispatch(device, pass, {
@@ -270,7 +320,7 @@ export async function pairsWebGpu(
   const { device } = gpu;
   const pipeline = await computePipeline(device, tileKernel("pairs", device, options.tileDepth));
   const dim = features.dim;
-  const rows = uploadRows(gpu, features, options.maxBindingBytes);
+  const rows = uploadRows(gpu, features, { maxBindingBytes: options.maxBindingBytes });
   const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   const count = storageBuffer(device, 16, "pairCount");
   const bindLimit = bindingLimit(device, options.maxBindingBytes);
