@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { readFeatures, writeFeatures } from "../shared/features.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
-import { listProposalFiles, readProposalEdges, writeProposal } from "../shared/proposal_io.ts";
+import { listProposalFiles, type ProposalEdges, readProposalEdges, writeProposal } from "../shared/proposal_io.ts";
 import { detectClusters } from "../cluster/detect.ts";
 import { type BackendChoice, backendLabel, resolveBackend } from "../gpu/device.ts";
 import {
@@ -56,8 +56,8 @@ function normal(rng: Rng): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
 }
 
-/** Synthesise (or reuse) the benchmark data; returns paths. */
-function synthesise(dir: string, n: number, seed: number) {
+/** Synthesise (or reuse) the benchmark data under `dir`; returns paths. */
+export function synthesise(dir: string, n: number, seed: number) {
   const stamp = join(dir, `done_v4_n${n}_s${seed}.json`);
   const featPath = join(dir, "features", "part1_bench.bin");
   const labelPath = join(dir, "labels", "part1_bench.meta");
@@ -72,8 +72,26 @@ function synthesise(dir: string, n: number, seed: number) {
     // Only our own proposal folders: stale files of an older layout would join the sets.
     Deno.removeSync(join(dir, "cluster_proposals", "part1_bench"), { recursive: true });
   } catch { /* nothing to clear */ }
+  const { features, labels } = synthProposalSets(n, seed, (level, lb, nodes, edges) => {
+    writeProposal(folders[level]!, lb, nodes, edges);
+  });
+  writeFeatures(featPath, features);
+  writeLabels(labelPath, labels);
+  Deno.writeTextFileSync(stamp, JSON.stringify({ n, seed }));
+  return { featPath, labelPath, folders, reused: false };
+}
+
+/**
+ * The benchmark's data in memory (see the module doc): features (n × 256), labels, and four nested proposal sets,
+ * each proposal handed to `sink` with its set index (0..3, th 0.6 … 0.75-like), label and edges.
+ */
+export function synthProposalSets(
+  n: number,
+  seed: number,
+  sink: (level: number, lb: number, nodes: Int32Array, edges: ProposalEdges) => void,
+): { features: Float32Array; labels: Int32Array } {
   const rng = new Rng(seed);
-  const writeCluster = (folder: string, lb: number, nodes: Int32Array) => {
+  const emitCluster = (level: number, lb: number, nodes: Int32Array) => {
     const size = nodes.length;
     const seen = new Set<number>();
     const e1: number[] = [], e2: number[] = [], dist: number[] = [];
@@ -100,11 +118,7 @@ function synthesise(dir: string, n: number, seed: number) {
         dist.push(0.1 + 0.5 * rng.next());
       }
     }
-    writeProposal(folder, lb, nodes, {
-      e1: Int32Array.from(e1),
-      e2: Int32Array.from(e2),
-      dist: Float64Array.from(dist),
-    });
+    sink(level, lb, nodes, { e1: Int32Array.from(e1), e2: Int32Array.from(e2), dist: Float64Array.from(dist) });
   };
   const shuffle = (a: Int32Array) => {
     for (let i = a.length - 1; i > 0; i--) {
@@ -145,11 +159,9 @@ function synthesise(dir: string, n: number, seed: number) {
     if (!c) centres.set(labels[v]!, c = Float32Array.from({ length: DIM }, () => normal(rng)));
     for (let d = 0; d < DIM; d++) feats[v * DIM + d] = c[d]! + 0.8 * normal(rng);
   }
-  writeFeatures(featPath, feats);
-  writeLabels(labelPath, labels);
   const split = [[0.895, 2], [0.845, 2], [0.8, 3]] as const;
   for (let level = 0; level < 4; level++) {
-    clusters.forEach((c, lb) => writeCluster(folders[level]!, lb, c));
+    clusters.forEach((c, lb) => emitCluster(level, lb, c));
     if (level === 3) break;
     const [keepShare, maxParts] = split[level]!;
     const next: Int32Array[] = [];
@@ -163,8 +175,7 @@ function synthesise(dir: string, n: number, seed: number) {
     }
     clusters = next;
   }
-  Deno.writeTextFileSync(stamp, JSON.stringify({ n, seed }));
-  return { featPath, labelPath, folders, reused: false };
+  return { features: feats, labels };
 }
 
 /** Run the benchmark (see the module doc). */

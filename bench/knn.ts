@@ -39,7 +39,7 @@ function peakRss(): number {
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
 
 /** Synthetic clustered unit vectors: the benchmark generator's output, first `n` rows. */
-function syntheticFeatures(n: number, dim: number): Features {
+export function syntheticFeatures(n: number, dim: number): Features {
   let ids = Math.ceil((n / DEFAULT_SYNTH.meanSize) * 1.05) + 2;
   for (;;) {
     const s = generateSynth({ ...DEFAULT_SYNTH, dim, ids, seed: 7 });
@@ -195,7 +195,7 @@ export async function run(args: string[]): Promise<void> {
   if (values.write) {
     const dir = Deno.makeTempDirSync({ prefix: "ltc-bench-knn-" });
     const tw = performance.now();
-    writeKnn(`${dir}/faiss_k_${k}.npz`, ex.graph);
+    await writeKnn(`${dir}/faiss_k_${k}.npz`, ex.graph);
     const bytes = Deno.statSync(`${dir}/faiss_k_${k}.npz`).size;
     console.log(`  npz write: ${((performance.now() - tw) / 1000).toFixed(1)} s, ${gb(bytes)}`);
     Deno.removeSync(dir, { recursive: true });

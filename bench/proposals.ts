@@ -204,7 +204,7 @@ export async function run(args: string[]): Promise<void> {
   try {
     const knnPrefix = join(dir, "knns");
     t0 = performance.now();
-    writeKnn(join(knnPrefix, `faiss_k_${k}.npz`), knn);
+    await writeKnn(join(knnPrefix, `faiss_k_${k}.npz`), knn);
     console.log(`write kNN npz: ${((performance.now() - t0) / 1000).toFixed(1)} s (not timed below)`);
 
     // Ours, end to end through the stage function (reads the kNN file, writes labels and proposals).

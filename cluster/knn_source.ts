@@ -20,7 +20,7 @@ import { type Features, readFeatures } from "../shared/features.ts";
 import { knnFileName, type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
 import { log } from "../shared/progress.ts";
 import type { BackendChoice } from "../gpu/device.ts";
-import { exactKnn, hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/mod.ts";
+import { exactKnn, type GpuSweepStats, hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/mod.ts";
 
 /** kNN methods the proposal stage accepts (the original's choices). */
 export const KNN_METHODS = ["faiss", "hnsw"] as const;
@@ -57,6 +57,8 @@ export interface BuildKnnResult {
   hnsw?: HnswParams & { shards: number };
   /** recall@k of the HNSW rows against exact search on a sample (hnsw only) */
   recall?: { sample: number; recallAtK: number; backend: string };
+  /** host round trips and submits of a WebGPU sweep (sidecar `gpu_sweep`) */
+  gpu?: GpuSweepStats;
   timings: Timings;
 }
 
@@ -102,7 +104,7 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
       "exact_knn",
       () => exactKnn(features, { k, backend, progress: options.progress }),
     );
-    return { graph: r.graph, method, backend: r.backend, timings };
+    return { graph: r.graph, method, backend: r.backend, timings, ...(r.gpu ? { gpu: r.gpu } : {}) };
   }
   const shards = options.hnsw?.shards ?? 1;
   const h = await timings.stepAsync("hnsw", () => hnswKnn(features, { k, ...options.hnsw, shards }));
@@ -185,7 +187,7 @@ export async function writeKnnArtifact(
   // Until the new sidecar is written the old one would vouch for the new file (its dim, normalisation, centring),
   // and hashing the inputs for the new one takes seconds at scale: mark the file as being rebuilt first.
   markInProgress(path, "knn");
-  t.step("write", () => writeKnn(path, result.graph));
+  await t.stepAsync("write", () => writeKnn(path, result.graph));
   for (const [step, secs] of Object.entries(result.timings.steps)) t.steps[step] = secs;
   const flop = 2 * n * n * dim;
   writeSidecar(path, {
@@ -202,6 +204,15 @@ export async function writeKnnArtifact(
         ? { gflop_per_s: Number((flop / t.steps.exact_knn / 1e9).toFixed(1)) }
         : {}),
       ...(result.recall ? { recall: result.recall } : {}),
+      ...(result.gpu
+        ? {
+          gpu_sweep: {
+            host_round_trips: result.gpu.hostRoundTrips,
+            submits: result.gpu.submits,
+            ...(result.gpu.kernel ? { kernel: result.gpu.kernel } : {}),
+          },
+        }
+        : {}),
     },
   });
   log(

@@ -4,7 +4,8 @@
  *   naming the kernel, instead of surfacing later as silent garbage), once per device and specialisation
  *   (`override` constants);
  * - {@linkcode encodeDispatch} / {@linkcode dispatch}: bind buffers to `@group(0)` in binding order and run a grid;
- * - {@linkcode storageBuffer}, {@linkcode uploadBuffer}, {@linkcode readBuffer}: buffers in and out;
+ * - {@linkcode storageBuffer}, {@linkcode uploadBuffer}, {@linkcode readBuffer}, {@linkcode readBuffers}: buffers in
+ *   and out (several read-backs awaited together: one wait);
  * - {@linkcode bindingLimit} and {@linkcode uploadRowParts}: row-major matrices cut into buffers that each fit one
  *   storage binding (`maxStorageBufferBindingSize`, 128 MiB on llvmpipe).
  * @module
@@ -118,6 +119,33 @@ export async function readBuffer(
   staging.unmap();
   staging.destroy();
   return out;
+}
+
+/**
+ * Copy several buffers' first bytes to the host with one wait: the copies are appended to `encoder` (or a new one),
+ * submitted together, and all mapped at once.
+ */
+export async function readBuffers(
+  device: GPUDevice,
+  reads: { src: GPUBuffer; bytes: number }[],
+  options: { encoder?: GPUCommandEncoder } = {},
+): Promise<ArrayBuffer[]> {
+  const enc = options.encoder ?? device.createCommandEncoder();
+  const staging = reads.map(({ src, bytes }) => {
+    const buffer = device.createBuffer({
+      size: Math.max(16, Math.ceil(bytes / 16) * 16),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    if (bytes > 0) enc.copyBufferToBuffer(src, 0, buffer, 0, Math.ceil(bytes / 4) * 4);
+    return buffer;
+  });
+  device.queue.submit([enc.finish()]);
+  try {
+    await Promise.all(staging.map((b) => b.mapAsync(GPUMapMode.READ)));
+    return staging.map((b, i) => b.getMappedRange().slice(0, reads[i]!.bytes));
+  } finally {
+    staging.forEach((b) => b.destroy());
+  }
 }
 
 /** Largest storage binding to use: the device's (and its largest buffer), or a smaller test override. */

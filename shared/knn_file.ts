@@ -10,7 +10,7 @@ import { writeFileAtomic } from "./artifact.ts";
 import { LtcError } from "./errors.ts";
 import { type NdArray, toNumbers } from "./ndarray.ts";
 import { npyHeader, NpzFile } from "./npy.ts";
-import { buildZip } from "./zip.ts";
+import { buildZip, deflateMemberParallel } from "./zip.ts";
 
 /** A kNN graph: row i's neighbours `nbrs[i*k .. i*k+k)` (−1 = none) and distances (1 − cosine). */
 export interface KnnGraph {
@@ -150,13 +150,15 @@ export function knnToArray(g: KnnGraph): NdArray {
 
 /**
  * Write a kNN graph as the original's `np.savez_compressed(path, data=(N, 2, k) float64)`, atomically. The `.npy`
- * member (header + float64 rows) is built in one buffer and deflated from there, so at part1 scale (584K × 80: a
- * 748 MB member) the write never holds the member twice; the bytes equal `writeNpz(path, { data: knnToArray(g) })`.
+ * member (header + float64 rows) is built in one shared buffer and deflated from there in pieces on worker threads
+ * (`workers`, default `deflateWorkers()` of shared/zip.ts), so at part1 scale (584K × 80: a 748 MB member) the
+ * write never holds the member twice and uses every core; the bytes equal `writeNpz(path, { data: knnToArray(g) })` whatever the
+ * worker count.
  */
-export function writeKnn(path: string, g: KnnGraph): void {
+export async function writeKnn(path: string, g: KnnGraph, options: { workers?: number } = {}): Promise<void> {
   const { n, k } = g;
   const head = npyHeader("<f8", [n, 2, k]);
-  const member = new Uint8Array(head.length + n * 2 * k * 8);
+  const member = new Uint8Array(new SharedArrayBuffer(head.length + n * 2 * k * 8));
   member.set(head, 0);
   // npy pads its header to a multiple of 64 bytes, so the float64 view is aligned
   const values = new Float64Array(member.buffer, head.length, n * 2 * k);
@@ -167,7 +169,8 @@ export function writeKnn(path: string, g: KnnGraph): void {
       values[base + k + j] = g.dists[i * k + j]!;
     }
   }
-  writeFileAtomic(path, buildZip([{ name: "data.npy", chunks: [member] }], { compress: true }));
+  const deflated = await deflateMemberParallel(member, { workers: options.workers });
+  writeFileAtomic(path, buildZip([{ name: "data.npy", chunks: [member], deflated }], { compress: true }));
 }
 
 /** File name the original uses for a kNN graph: `<method>_k_<k>.npz`. */

@@ -160,10 +160,115 @@ export function readZip(bytes: Uint8Array, path: string): Map<string, ZipEntry> 
   return entries;
 }
 
+/** Input bytes per independently deflated piece of a member (fixed: the archive's bytes never depend on threads). */
+export const DEFLATE_PIECE = 1 << 22;
+
+/**
+ * Raw deflate of one piece at zlib `level`: the `last` piece ends the stream, any other ends with a sync flush
+ * (byte-aligned, not final), so the pieces concatenate into one stream.
+ */
+export function deflatePiece(piece: Uint8Array, options: { level: number; last: boolean }): Uint8Array {
+  const out = zlib.deflateRawSync(piece, {
+    level: options.level,
+    finishFlush: options.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+  });
+  return new Uint8Array(out.buffer, out.byteOffset, out.length); // a plain view, as pieces from workers arrive
+}
+
+/** A deflated member: its compressed pieces in order and the CRC-32 of its uncompressed bytes. */
+export interface DeflatedMember {
+  body: Uint8Array[];
+  crc: number;
+}
+
+/** Number of pieces a member of `bytes` is cut into (at least one, for the empty member). */
+function pieceCount(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / DEFLATE_PIECE));
+}
+
+/** Deflate a member on this thread, piece by piece (the same bytes as {@linkcode deflateMemberParallel}). */
+export function deflateMember(data: Uint8Array, level = 6): DeflatedMember {
+  const body: Uint8Array[] = [];
+  const pieces = pieceCount(data.length);
+  for (let p = 0; p < pieces; p++) {
+    const piece = data.subarray(p * DEFLATE_PIECE, (p + 1) * DEFLATE_PIECE);
+    body.push(deflatePiece(piece, { level, last: p === pieces - 1 }));
+  }
+  return { body, crc: zlib.crc32(data) >>> 0 };
+}
+
+/**
+ * Worker threads for {@linkcode deflateMemberParallel}: `LTC_DEFLATE_WORKERS` when set, else the machine's logical
+ * cores (at most 16).
+ */
+export function deflateWorkers(): number {
+  const env = Number(Deno.env.get("LTC_DEFLATE_WORKERS"));
+  if (Number.isInteger(env) && env >= 1) return env;
+  return Math.max(1, Math.min(16, navigator.hardwareConcurrency || 1));
+}
+
+/**
+ * Deflate a member on worker threads, a piece per task: the same bytes as {@linkcode deflateMember}. Pieces of a
+ * member in a SharedArrayBuffer are read by the workers in place; otherwise each piece is copied to its worker. The
+ * CRC is computed here while the workers run. One worker or one piece: no threads at all.
+ */
+export async function deflateMemberParallel(
+  data: Uint8Array,
+  options: { level?: number; workers?: number } = {},
+): Promise<DeflatedMember> {
+  const level = options.level ?? 6;
+  const pieces = pieceCount(data.length);
+  const threads = Math.min(pieces, options.workers ?? deflateWorkers());
+  if (threads <= 1) return deflateMember(data, level);
+  const body = new Array<Uint8Array>(pieces);
+  const shared = data.buffer instanceof SharedArrayBuffer;
+  const workers: Worker[] = [];
+  let next = 0;
+  try {
+    const done = new Promise<void>((resolve, reject) => {
+      let finished = 0;
+      const give = (w: Worker) => {
+        if (next >= pieces) return;
+        const p = next++;
+        const start = p * DEFLATE_PIECE, end = Math.min(data.length, start + DEFLATE_PIECE);
+        const task = { piece: p, level, last: p === pieces - 1 };
+        if (shared) {
+          w.postMessage({ ...task, buffer: data.buffer, byteOffset: data.byteOffset + start, byteLength: end - start });
+        } else {
+          const copy = data.slice(start, end);
+          w.postMessage({ ...task, buffer: copy.buffer, byteOffset: 0, byteLength: copy.length }, [copy.buffer]);
+        }
+      };
+      for (let t = 0; t < threads; t++) {
+        const w = new Worker(new URL("./deflate_worker.ts", import.meta.url), { type: "module" });
+        workers.push(w);
+        w.onmessage = (e: MessageEvent<{ piece: number; out?: Uint8Array; error?: string }>) => {
+          if (e.data.error !== undefined) return reject(new Error(`deflate worker: ${e.data.error}`));
+          body[e.data.piece] = e.data.out!;
+          if (++finished === pieces) resolve();
+          else give(w);
+        };
+        w.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(`deflate worker: ${e.message}`));
+        };
+        give(w);
+      }
+    });
+    const crc = zlib.crc32(data) >>> 0;
+    await done;
+    return { body, crc };
+  } finally {
+    for (const w of workers) w.terminate();
+  }
+}
+
 /** A member to write: its bytes as one or more chunks (concatenated in order). */
 export interface ZipMemberInput {
   name: string;
   chunks: Uint8Array[];
+  /** the chunks already deflated (by {@linkcode deflateMemberParallel}); used when the archive is compressed */
+  deflated?: DeflatedMember;
 }
 
 // 1980-01-01 00:00: a fixed timestamp keeps archives byte-identical from run to run.
@@ -180,14 +285,17 @@ export function buildZip(members: ZipMemberInput[], options: { compress: boolean
   let offset = 0;
   for (const m of members) {
     const usize = m.chunks.reduce((s, c) => s + c.length, 0);
-    let crc = 0;
-    for (const c of m.chunks) crc = zlib.crc32(c, crc);
-    crc >>>= 0;
-    let body: Uint8Array[];
+    let crc: number, body: Uint8Array[];
     if (options.compress) {
-      const whole = m.chunks.length === 1 ? m.chunks[0]! : concat(m.chunks);
-      body = [zlib.deflateRawSync(whole, { level: options.level ?? 6 })];
-    } else body = m.chunks;
+      const deflated = m.deflated ??
+        deflateMember(m.chunks.length === 1 ? m.chunks[0]! : concat(m.chunks), options.level ?? 6);
+      ({ crc, body } = deflated);
+    } else {
+      crc = 0;
+      for (const c of m.chunks) crc = zlib.crc32(c, crc);
+      crc >>>= 0;
+      body = m.chunks;
+    }
     const csize = body.reduce((s, c) => s + c.length, 0);
     const name = new TextEncoder().encode(m.name);
     const zip64 = usize >= 0xffffffff || csize >= 0xffffffff || offset >= 0xffffffff;

@@ -7,10 +7,9 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, join, relative } from "node:path";
-import { writeKnn } from "../shared/knn_file.ts";
-import type { KnnGraph } from "../shared/knn_file.ts";
-import { encodeNpy } from "../shared/npy.ts";
+import { type KnnGraph, knnToArray } from "../shared/knn_file.ts";
 import type { NdArray } from "../shared/ndarray.ts";
+import { encodeNpy, writeNpz } from "../shared/npy.ts";
 import { Rng } from "../shared/random.ts";
 import { buildZip, concat, readZip } from "../shared/zip.ts";
 
@@ -352,7 +351,10 @@ export function ringKnn(n: number, k: number): KnnGraph {
   return { n, k, nbrs, dists };
 }
 
-/** Write a kNN file as the knn stage would (but with no sidecar: the reader takes it as one of the original's). */
+/**
+ * Write a kNN file with the knn stage's bytes (but no sidecar: the reader takes it as one of the original's).
+ * `writeNpz` of `knnToArray` gives the same bytes as the stage's `writeKnn` (tests/knn_test.ts), synchronously.
+ */
 export function writeKnnFile(path: string, graph: KnnGraph): void {
-  writeKnn(path, graph);
+  writeNpz(path, { data: knnToArray(graph) });
 }

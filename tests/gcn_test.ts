@@ -208,6 +208,81 @@ Deno.test({
   },
 });
 
+/** A WebGPU context whose device reports a smaller storage-binding limit (other limits as the device's). */
+function withBindingLimit(gpu: NonNullable<Awaited<ReturnType<typeof getGpu>>>, limit: number) {
+  const real = gpu.device.limits;
+  const limits = {
+    maxStorageBufferBindingSize: limit,
+    maxBufferSize: real.maxBufferSize,
+    minStorageBufferOffsetAlignment: real.minStorageBufferOffsetAlignment,
+  };
+  const device = new Proxy(gpu.device, {
+    get(target, prop) {
+      if (prop === "limits") return limits;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return { ...gpu, device };
+}
+
+Deno.test({
+  name: "gcn: queued WGSL training and scoring (many batches per upload and submit) equal the CPU twin step by step",
+  ignore: !HAS_WEBGPU,
+  async fn() {
+    const gpu = await getGpu();
+    if (!gpu) return;
+    const rng = new Rng(21);
+    const n = 400, dim = 24;
+    const w = initWeights({ featureDim: dim, hiddenDims: [40, 12] }, new Rng(6));
+    const features = randomFeatures(n, dim, rng);
+    // batch sizes rise and fall, so scratch buffers grow between batches of one submit
+    const sizes = [[3, 5], [30, 12, 2], [4], [60, 9, 33, 7], [2, 2], [45], [8, 19, 6]];
+    const steps = sizes.map((s, b) => {
+      const graphs = randomGraphs(s, n, rng);
+      const batch = packGraphs(graphs, { labels: Float32Array.from(graphs, () => rng.next()) });
+      const masks = b % 3 === 1 ? null : dropoutMasks(batch.rowStart[batch.count]!, 2, 0.5, new Rng(b));
+      return { batch, masks, hyper: { lr: 0.05 / (1 + b), momentum: 0.9, weightDecay: 1e-4 } };
+    });
+    const scoreBatches = [packGraphs(randomGraphs([5, 40], n, rng)), packGraphs(randomGraphs([3, 3, 70, 12], n, rng))];
+    const all = Int32Array.from({ length: n }, (_, i) => i);
+    // the CPU twin, one step at a time
+    const cpuEng = await CpuGcn.create(w, { kernels: "ts" });
+    const want = { losses: [] as number[], scores: [] as Float32Array[] };
+    for (const s of steps) {
+      want.losses.push((await cpuEng.forwardBackward(s.batch, features, s.masks)).loss);
+      await cpuEng.sgdStep(s.hyper);
+    }
+    await cpuEng.setFirstLayerRows(features, all);
+    for (const b of scoreBatches) want.scores.push(await cpuEng.predict(b));
+    const wantWeights = paramList(await cpuEng.weights()), wantMomentum = (await cpuEng.momentum())!;
+    // WebGPU: features and first-layer table resident, then both too large for a 30,000-byte binding (features
+    // 38,400 bytes: gathered on the host; table 64,000 bytes: computed per batch)
+    // (and, with a 1-byte part limit, each batch uploaded and submitted on its own: the same results)
+    for (const [limit, partBytes] of [[0, undefined], [30000, undefined], [0, 1]]) {
+      const eng = await GpuGcn.create(w, limit ? withBindingLimit(gpu, limit) : gpu, { partBytes });
+      const first = await eng.queueTrainSteps(steps.slice(0, 4), features);
+      const second = await eng.queueTrainSteps(steps.slice(4), features);
+      const submits = partBytes ? steps.length : 2;
+      assert.deepEqual(eng.sync, { hostRoundTrips: 0, submits }, "queued: nothing waited for, a submit per upload");
+      const losses = [...await first.read(), ...await second.read()];
+      assert.equal(eng.sync.hostRoundTrips, 2);
+      assert.ok(relErr(losses, want.losses) < 1e-5, `losses (limit ${limit})`);
+      const got = paramList(await eng.weights());
+      wantWeights.forEach((x, i) => assert.ok(relErr(got[i]!, x) < 1e-5, `weights ${i} (limit ${limit})`));
+      const mom = (await eng.momentum())!;
+      wantMomentum.forEach((x, i) => assert.ok(relErr(mom[i]!, x) < 1e-5, `momentum ${i} (limit ${limit})`));
+      await eng.setFirstLayerRows(features, all);
+      const before = eng.sync.hostRoundTrips;
+      const scores = await (await eng.queuePredict(scoreBatches)).read();
+      assert.equal(eng.sync.hostRoundTrips - before, 1, "two batches scored with one wait");
+      scores.forEach((x, i) => assert.ok(relErr(x, want.scores[i]!) < 1e-5, `scores ${i} (limit ${limit})`));
+      eng.dispose();
+    }
+    cpuEng.dispose();
+  },
+});
+
 Deno.test({
   name: "gcn: WGSL kernels reproduce PyTorch's predictions, gradients and SGD step",
   ignore: !HAS_WEBGPU || !HAS_GCN,
@@ -440,23 +515,49 @@ Deno.test({
 });
 
 Deno.test({
+  name: "train: a WebGPU epoch equals the CPU twin's and waits once per queued run, as its sidecar records",
+  ignore: !HAS_REF || !HAS_WEBGPU,
+  async fn() {
+    if (!await getGpu()) return;
+    const dir = tempDir();
+    Deno.writeTextFileSync(
+      `${dir}/cfg.yaml`,
+      [
+        `prefix: ${REF}`,
+        "batch_size_per_gpu: 16",
+        "total_epochs: 1",
+        "log_config: {interval: 5}",
+        "model: {kwargs: {hidden_dims: [32, 8]}}", // small layers: llvmpipe is slow
+        "train_data:",
+        "  feat_path: features/sref.bin",
+        "  label_path: labels/sref.meta",
+        "  proposal_folders:",
+        ...SREF_FOLDERS.slice(2).map((f) => `    - ${f.slice(REF.length + 1)}`),
+      ].join("\n") + "\n",
+    );
+    const cfg = loadGcnConfig(`${dir}/cfg.yaml`);
+    const cpuRun = await trainGcnD(cfg, { workDir: `${dir}/cpu`, backend: "cpu" });
+    const gpuRun = await trainGcnD(cfg, { workDir: `${dir}/gpu`, backend: "webgpu" });
+    const [c, g] = [cpuRun.epochs[0]!, gpuRun.epochs[0]!];
+    // 7 batches, logged every 5: two queued runs, each one upload and submit, each read once
+    assert.equal(g.iters, 7);
+    assert.deepEqual([g.hostRoundTrips, g.submits, c.hostRoundTrips, c.submits], [2, 2, 0, 0]);
+    assert.ok(Math.abs(g.lossMean - c.lossMean) <= 1e-5 * c.lossMean, "mean loss");
+    const side = JSON.parse(Deno.readTextFileSync(`${dir}/gpu/latest.npz.meta.json`));
+    assert.deepEqual([side.epochs[0].hostRoundTrips, side.epochs[0].submits], [2, 2]);
+    const [wc, wg] = [`${dir}/cpu`, `${dir}/gpu`].map((d) => paramList(loadCheckpoint(`${d}/latest.npz`).weights));
+    wc!.forEach((x, i) => assert.ok(relErr(wg![i]!, x) < 1e-5, `weights ${i}`));
+  },
+});
+
+Deno.test({
   name: "gcn: WGSL inference without a resident table (larger than a storage binding) gives the same scores",
   ignore: !HAS_WEBGPU,
   async fn() {
     const gpu = await getGpu();
     if (!gpu) return;
     // The same device, reporting a small binding limit, so the 200 × 24 table (19,200 bytes) does not fit.
-    const small = (limit: number) => {
-      const limits = { maxStorageBufferBindingSize: limit, maxBufferSize: gpu.device.limits.maxBufferSize };
-      const device = new Proxy(gpu.device, {
-        get(target, prop) {
-          if (prop === "limits") return limits;
-          const v = Reflect.get(target, prop, target);
-          return typeof v === "function" ? v.bind(target) : v;
-        },
-      });
-      return { ...gpu, device };
-    };
+    const small = (limit: number) => withBindingLimit(gpu, limit);
     const rng = new Rng(3);
     const n = 200, dim = 16;
     const w = initWeights({ featureDim: dim, hiddenDims: [24, 8] }, new Rng(1));

@@ -82,7 +82,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "knn WGSL: tile depth 16 and 32 (an override constant) give identical rows and pairs",
+  name: "knn WGSL: tile depth 16 and 32 (an override constant) and the 128×128 kernel give identical rows and pairs",
   ignore: !gpu,
   async fn() {
     const f = randomRows(300, 72, 9); // 72 dims: a partial last stage at both depths
@@ -91,6 +91,9 @@ Deno.test({
     const knn32 = await knnWebGpu(gpu!, f, q, 20, { tileDepth: 32 });
     assert.deepEqual(knn16.nbrs, knn32.nbrs);
     assert.deepEqual(knn16.dists, knn32.dists);
+    // the register-tiled 128×128 kernel sums every product in the same dim order: the same bits
+    const knn128 = await knnWebGpu(gpu!, f, q, 20, { kernel: "tile128" });
+    assert.deepEqual([knn128.nbrs, knn128.dists], [knn16.nbrs, knn16.dists]);
     const pairs16 = await pairsWebGpu(gpu!, f, 0.2, { tileDepth: 16 });
     const pairs32 = await pairsWebGpu(gpu!, f, 0.2, { tileDepth: 32 });
     assert.ok(pairs16.i.length > 0);

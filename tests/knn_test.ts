@@ -174,6 +174,66 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "WGSL kNN, both tile kernels: the GPU merge equals brute force exactly (ties, splits, batches, buffer parts); one host wait",
+  ignore: !gpu,
+  async fn() {
+    // values on a 1/8 grid: every inner product is exact in float32 and exact ties are everywhere
+    const grid = (n: number, dim: number, seed: number): Features => {
+      const f = randomRows(n, dim, seed, false);
+      for (let i = 0; i < f.data.length; i++) f.data[i] = Math.round(f.data[i]! * 8) / 8;
+      return f;
+    };
+    const base = grid(700, 16, 21);
+    const queries = grid(130, 16, 22);
+    const waits = { map: 0, done: 0 };
+    const map = GPUBuffer.prototype.mapAsync, done = GPUQueue.prototype.onSubmittedWorkDone;
+    GPUBuffer.prototype.mapAsync = function (...a) {
+      waits.map++;
+      return map.apply(this, a);
+    };
+    GPUQueue.prototype.onSubmittedWorkDone = function () {
+      waits.done++;
+      return done.apply(this);
+    };
+    try {
+      // 128-row buffer parts: 6 base parts (6 dispatches per batch) and query batches of one tile (64 or 128 rows)
+      // with several splits; 50-row read-back buffers: batches straddle them
+      const want = knnJs(base, queries, 90);
+      for (const [kernel, batches] of [["tile64", 3], ["tile128", 2]] as const) {
+        waits.map = 0;
+        const got = await knnWebGpu(gpu!, base, queries, 90, {
+          maxBindingBytes: 16 * 4 * 128,
+          maxReadBytes: 50 * 90 * 4,
+          kernel,
+        });
+        assert.deepEqual(got.nbrs, want.nbrs, kernel);
+        assert.deepEqual(got.dists, want.dists, kernel);
+        assert.deepEqual(got.stats, { hostRoundTrips: 1, submits: batches, kernel, batches, dispatches: 6 * batches });
+        assert.deepEqual(waits, { map: 2 * 3, done: 0 }, "three read-back buffers, mapped together; no other wait");
+      }
+      // k above the base rows: the rows end in −1 / distance 1, as the CPU twin pads them
+      const small = grid(40, 16, 23);
+      const padded = await knnWebGpu(gpu!, small, small, 45);
+      const top = knnJs(small, small, 40);
+      for (let i = 0; i < 40; i++) {
+        assert.deepEqual(padded.nbrs.subarray(i * 45, i * 45 + 40), top.nbrs.subarray(i * 40, i * 40 + 40));
+        assert.deepEqual(padded.dists.subarray(i * 45, i * 45 + 40), top.dists.subarray(i * 40, i * 40 + 40));
+        assert.deepEqual(Array.from(padded.nbrs.subarray(i * 45 + 40, i * 45 + 45)), [-1, -1, -1, -1, -1]);
+        assert.deepEqual(Array.from(padded.dists.subarray(i * 45 + 40, i * 45 + 45)), [1, 1, 1, 1, 1]);
+      }
+      // progress comes from completion callbacks and reaches 1
+      const seen: number[] = [];
+      await knnWebGpu(gpu!, base, queries, 90, { maxBindingBytes: 16 * 4 * 128, onProgress: (f) => seen.push(f) });
+      assert.ok(seen.length === 3 && seen.every((f, i) => i === 0 || f > seen[i - 1]!) && seen[2] === 1, `${seen}`);
+    } finally {
+      GPUBuffer.prototype.mapAsync = map;
+      GPUQueue.prototype.onSubmittedWorkDone = done;
+    }
+  },
+});
+
+Deno.test({
   name: "exact ties (duplicate rows) come out by ascending id on every backend, with external queries",
   async fn() {
     const base = randomRows(150, 64, 5);
@@ -373,14 +433,14 @@ Deno.test({
 Deno.test({
   name: "writeKnn writes the same bytes as the generic npz encoder (padding rows included)",
   ignore: !HAS_SHARED,
-  fn() {
+  async fn() {
     const dir = tempDir();
     try {
       const g = readKnn(REF_KNN);
       g.nbrs[5] = -1;
       g.dists[5] = 1;
       writeNpz(join(dir, "a.npz"), { data: knnToArray(g) });
-      writeKnn(join(dir, "b.npz"), g);
+      await writeKnn(join(dir, "b.npz"), g);
       assert.deepEqual(Deno.readFileSync(join(dir, "b.npz")), Deno.readFileSync(join(dir, "a.npz")));
       const back = readKnn(join(dir, "b.npz"));
       assert.deepEqual(back.nbrs, g.nbrs);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import zlib from "node:zlib";
 import {
   encodeNpy,
   encodeNpz,
@@ -16,7 +17,7 @@ import {
   writeNpz,
 } from "../shared/mod.ts";
 import { pickleValue, PyFloat, PyTuple } from "../shared/pickle.ts";
-import { buildZip, concat, readZip } from "../shared/zip.ts";
+import { buildZip, concat, DEFLATE_PIECE, deflateMember, deflateMemberParallel, readZip } from "../shared/zip.ts";
 import { HAS_SHARED, REF, SHARED, tempDir, throwsWith } from "./_helpers.ts";
 
 const NPY = "fixtures/npy";
@@ -151,11 +152,11 @@ Deno.test("pickle: only allow-listed globals; anything else is refused without r
   throwsWith(() => unpickle(new Uint8Array([0x80, 2, 0x58, 9, 0, 0]), 0, { path: "t.pkl" }), "t.pkl", "truncated");
 });
 
-Deno.test("kNN file: the dense (N, 2, k) float64 layout reads, writes and round-trips byte-identically", () => {
+Deno.test("kNN file: the dense (N, 2, k) float64 layout reads, writes and round-trips byte-identically", async () => {
   const g = readKnn(`${NPY}/knn_dense.npz`);
   assert.deepEqual([...g.nbrs], [0, 2, 1, 1, 0, 2, 2, 0, 1]);
   const dir = tempDir();
-  writeKnn(`${dir}/k.npz`, g);
+  await writeKnn(`${dir}/k.npz`, g);
   const again = readKnn(`${dir}/k.npz`);
   assert.deepEqual(again, g);
   const z = new NpzFile(`${dir}/k.npz`).get("data");
@@ -166,7 +167,7 @@ Deno.test("kNN file: the dense (N, 2, k) float64 layout reads, writes and round-
 Deno.test({
   name: "kNN file: the original's faiss_k_80.npz of ref_synth reads and survives a write/read round trip",
   ignore: !HAS_SHARED,
-  fn() {
+  async fn() {
     const g = readKnn(`${REF}/knns/sref/faiss_k_80.npz`);
     assert.equal(g.n, 4287);
     assert.equal(g.k, 80);
@@ -177,7 +178,7 @@ Deno.test({
     const bytes = encodeNpz({ data: { dtype: "f8", shape: [1], data: new Float64Array([1]) } });
     assert.ok(bytes.length > 0);
     const dir = tempDir();
-    writeKnn(`${dir}/faiss_k_80.npz`, g);
+    await writeKnn(`${dir}/faiss_k_80.npz`, g);
     const orig = new NpzFile(`${REF}/knns/sref/faiss_k_80.npz`).get("data").data as Float64Array;
     const ours = new NpzFile(`${dir}/faiss_k_80.npz`).get("data").data as Float64Array;
     assert.deepEqual(ours, orig);
@@ -356,4 +357,83 @@ Deno.test("kNN file: the dense layout streams (inflated piece by piece) to the s
   const cut = npy.subarray(0, npy.length - 80); // ten values short
   Deno.writeFileSync(`${dir}/short.npz`, concat(buildZip([{ name: "data.npy", chunks: [cut] }], { compress: true })));
   throwsWith(() => readKnn(`${dir}/short.npz`), "short.npz", "data truncated", "14320 bytes", "14400");
+});
+
+/** A kNN graph shaped like real ones (ids near the row's own, rising float32 distances), deterministic. */
+function knnLike(n: number, k: number): { n: number; k: number; nbrs: Int32Array; dists: Float32Array } {
+  const nbrs = new Int32Array(n * k), dists = new Float32Array(n * k);
+  let s = 7;
+  for (let i = 0; i < n; i++) {
+    let d = 0;
+    for (let j = 0; j < k; j++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      nbrs[i * k + j] = j === 0 ? i : (i + (s % 4000) - 2000 + n) % n;
+      d += j === 0 ? 0 : (s >>> 20) / 2 ** 18;
+      dists[i * k + j] = d;
+    }
+  }
+  return { n, k, nbrs, dists };
+}
+
+Deno.test("zip: a member deflated in pieces on worker threads is byte-identical for any worker count", async () => {
+  // 3 pieces: two sync-flushed, one final; a member in a SharedArrayBuffer is read in place, any other copied
+  const g = knnLike(7000, 80);
+  const member = concat(encodeNpy(knnToArray(g)));
+  assert.ok(member.length > 2 * DEFLATE_PIECE && member.length < 3 * DEFLATE_PIECE);
+  const seq = deflateMember(member);
+  assert.equal(seq.body.length, 3);
+  const shared = new Uint8Array(new SharedArrayBuffer(member.length));
+  shared.set(member);
+  for (const [data, workers] of [[member, 2], [shared, 3], [shared, 1]] as const) {
+    const par = await deflateMemberParallel(data, { workers });
+    assert.equal(par.crc, seq.crc);
+    assert.deepEqual(par.body, seq.body, `${workers} workers`);
+  }
+  // the pieces are one raw deflate stream, and the archive equals writeNpz's (which deflates the same pieces)
+  assert.deepEqual(new Uint8Array(zlib.inflateRawSync(concat(seq.body))), member);
+  const dir = tempDir();
+  try {
+    await writeKnn(`${dir}/k.npz`, g, { workers: 2 });
+    writeNpz(`${dir}/n.npz`, { data: knnToArray(g) });
+    assert.deepEqual(Deno.readFileSync(`${dir}/k.npz`), Deno.readFileSync(`${dir}/n.npz`));
+    const back = readKnn(`${dir}/k.npz`);
+    assert.deepEqual([back.nbrs, back.dists], [g.nbrs, g.dists]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+  // a member of one piece is still one plain deflate stream
+  const small = new Uint8Array(1000).map((_, i) => i % 7);
+  assert.deepEqual(deflateMember(small).body, [new Uint8Array(zlib.deflateRawSync(small, { level: 6 }))]);
+});
+
+const HAS_NUMPY = (() => {
+  try {
+    return new Deno.Command("python3", { args: ["-c", "import numpy"], stderr: "null", stdout: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "zip: numpy's np.load reads a kNN file written in pieces on worker threads, value for value",
+  ignore: !HAS_NUMPY,
+  async fn() {
+    const g = knnLike(7000, 80);
+    const dir = tempDir();
+    try {
+      await writeKnn(`${dir}/faiss_k_80.npz`, g, { workers: 2 });
+      // numpy loads the archive (as the original's code does) and saves what it read as a plain .npy for comparison
+      const py = "import numpy as np, sys\n" +
+        "d = np.load(sys.argv[1])['data']\n" +
+        "assert d.dtype == np.float64 and d.shape == (7000, 2, 80), (d.dtype, d.shape)\n" +
+        "np.save(sys.argv[2], d)\n";
+      const out = new Deno.Command("python3", { args: ["-c", py, `${dir}/faiss_k_80.npz`, `${dir}/back.npy`] })
+        .outputSync();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(readNpy(`${dir}/back.npy`).data, knnToArray(g).data);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
 });

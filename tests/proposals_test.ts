@@ -351,7 +351,12 @@ Deno.test({
         e.message.includes("faiss_k_80.npz") && e.message.includes("4287 rows") && e.message.includes("f.bin"),
     );
     // A kNN file with fewer neighbours than asked for.
-    writeKnn(join(dir, "faiss_k_80.npz"), { n: 2, k: 1, nbrs: new Int32Array([0, 1]), dists: new Float32Array(2) });
+    await writeKnn(join(dir, "faiss_k_80.npz"), {
+      n: 2,
+      k: 1,
+      nbrs: new Int32Array([0, 1]),
+      dists: new Float32Array(2),
+    });
     await assert.rejects(
       generateBasicProposals({ oprefix: dir, knnPrefix: dir, params: base(0.7) }),
       /fewer than k = 80/,

@@ -149,7 +149,7 @@ export async function generateIterProposals(options: IterProposalOptions): Promi
       progress: false,
     });
     svKnn = res.graph;
-    writeKnn(svKnnPath, svKnn);
+    await writeKnn(svKnnPath, svKnn);
     writeSidecar(svKnnPath, {
       stage: "knn",
       params: svParams,

@@ -7,7 +7,7 @@
  * them. Without onnxruntime, a plain TypeScript path on the sparse adjacency computes the same thing.
  * @module
  */
-import type { GcnEngine, TrainStepResult } from "./engine.ts";
+import type { GcnEngine, Pending, SyncStats, TrainStep, TrainStepResult } from "./engine.ts";
 import type { PackedBatch } from "./graph.ts";
 import { packedRows } from "./graph.ts";
 import { cloneWeights, type GcnWeights, layerDims, paramList, type SgdHyper, sgdUpdate } from "./model.ts";
@@ -225,6 +225,8 @@ function rowIds(n: number): BigInt64Array {
 /** The CPU twin engine. */
 export class CpuGcn implements GcnEngine {
   readonly backend: string;
+  /** the CPU never waits for a device */
+  readonly sync: SyncStats = { hostRoundTrips: 0, submits: 0 };
   #w: GcnWeights;
   #dims: number[];
   #rt: OrtRuntime | null;
@@ -528,6 +530,24 @@ export class CpuGcn implements GcnEngine {
     this.#table = null;
     this.#tableSource = null;
     return Promise.resolve();
+  }
+
+  /** The steps, run now one after another (nothing to overlap on the CPU). */
+  async queueTrainSteps(steps: TrainStep[], features: Float32Array): Promise<Pending<Float64Array>> {
+    const losses = new Float64Array(steps.length);
+    for (let i = 0; i < steps.length; i++) {
+      const { batch, masks, hyper } = steps[i]!;
+      losses[i] = (await this.forwardBackward(batch, features, masks)).loss;
+      await this.sgdStep(hyper);
+    }
+    return { read: () => Promise.resolve(losses) };
+  }
+
+  /** The batches, scored now. */
+  async queuePredict(batches: PackedBatch[]): Promise<Pending<Float32Array[]>> {
+    const scores: Float32Array[] = [];
+    for (const b of batches) scores.push(await this.predict(b));
+    return { read: () => Promise.resolve(scores) };
   }
 
   weights(): Promise<GcnWeights> {

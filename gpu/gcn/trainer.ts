@@ -12,7 +12,7 @@ import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import { Progress } from "../../shared/progress.ts";
 import { type ProposalFiles, readProposalEdges } from "../../shared/proposal_io.ts";
-import type { GcnEngine } from "./engine.ts";
+import type { GcnEngine, Pending, TrainStep } from "./engine.ts";
 import {
   buildProposalGraph,
   type GroundTruth,
@@ -25,8 +25,16 @@ import {
 import { stepLr } from "./model.ts";
 import { Rng, RNG_STREAM } from "./rng.ts";
 
+/** What an epoch trains on: proposals by index, packed into batches with their targets. */
+export interface TrainingBatches {
+  /** number of proposals */
+  readonly size: number;
+  /** the batch of proposals `ids`, `labels` set */
+  batch(ids: ArrayLike<number>): PackedBatch;
+}
+
 /** Proposals used for training, with their targets; graphs are cached in memory when they fit the budget. */
-export class TrainingSet {
+export class TrainingSet implements TrainingBatches {
   readonly files: ProposalFiles[];
   readonly nodes: Int32Array[];
   readonly targets: Float32Array;
@@ -155,49 +163,87 @@ export interface EpochReport {
   lossMean: number;
   lossLast: number;
   seconds: number;
+  /** times the host waited for the device during the epoch (0 on the CPU) */
+  hostRoundTrips: number;
+  /** command buffers submitted during the epoch (0 on the CPU) */
+  submits: number;
 }
+
+/** Most training steps queued in one run (bounds the host memory of their packed graphs). */
+const MAX_QUEUED_STEPS = 128;
 
 /**
  * Train epoch `epoch` (0-based) in place on `engine`: fresh seeded shuffle, batches in order, one SGD step per batch.
- * `iter` is the running SGD step count before this epoch (for logging).
+ * `iter` is the running SGD step count before this epoch (for logging). Batches are queued in runs that end at log
+ * points (and after at most {@linkcode MAX_QUEUED_STEPS}); each run's losses are read once, after the next run was
+ * queued, so the host packs graphs while the device trains and waits once per run, not per batch.
  */
 export async function trainEpoch(
   engine: GcnEngine,
-  data: TrainingSet,
+  data: TrainingBatches,
   features: Features,
   schedule: TrainSchedule,
   options: { epoch: number; iter: number; layers: number; log?: (line: string) => void; progress?: boolean },
 ): Promise<EpochReport> {
   const t0 = performance.now();
+  const sync0 = { ...engine.sync };
   const { epoch } = options;
   const lr = stepLr(schedule.lr, epoch, schedule.lrSteps, schedule.lrGamma);
+  const hyper = { lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay };
   const order = new Rng(schedule.seed, RNG_STREAM.shuffle, epoch).permutation(data.size);
   const dropRng = new Rng(schedule.seed, RNG_STREAM.dropout, epoch);
   const batches = Math.ceil(data.size / schedule.batchSize);
   const progress = options.progress ? new Progress(`epoch ${epoch + 1}/${schedule.totalEpochs}`, batches) : null;
-  let sum = 0, last = 0, windowSum = 0, windowCount = 0;
-  for (let b = 0; b < batches; b++) {
-    const ids = order.subarray(b * schedule.batchSize, Math.min(data.size, (b + 1) * schedule.batchSize));
-    const batch = data.batch(ids);
-    const masks = dropoutMasks(batch.rowStart[batch.count]!, options.layers, schedule.dropout, dropRng);
-    const { loss } = await engine.forwardBackward(batch, features.data, masks);
-    if (!Number.isFinite(loss)) throw new LtcError(`train: loss became ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);
-    await engine.sgdStep({ lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay });
-    sum += loss;
-    last = loss;
-    windowSum += loss;
-    windowCount++;
-    progress?.tick(1, `loss ${loss.toFixed(4)}`);
-    const it = b + 1;
-    if (options.log && (it % schedule.logInterval === 0 || it === batches)) {
-      options.log(
-        `Epoch [${epoch + 1}][${it}/${batches}]\tlr: ${lr.toExponential(3)}, loss: ${
-          (windowSum / windowCount).toFixed(4)
-        }`,
-      );
-      windowSum = 0;
-      windowCount = 0;
+  const runs: [number, number][] = [];
+  for (let b0 = 0; b0 < batches;) {
+    const b1 = Math.min(
+      batches,
+      (Math.floor(b0 / schedule.logInterval) + 1) * schedule.logInterval,
+      b0 + MAX_QUEUED_STEPS,
+    );
+    runs.push([b0, b1]);
+    b0 = b1;
+  }
+  // batches and dropout masks are drawn in batch order, as one step at a time would draw them
+  const queue = ([b0, b1]: [number, number]): Promise<Pending<Float64Array>> => {
+    const steps: TrainStep[] = [];
+    for (let b = b0; b < b1; b++) {
+      const ids = order.subarray(b * schedule.batchSize, Math.min(data.size, (b + 1) * schedule.batchSize));
+      const batch = data.batch(ids);
+      const masks = dropoutMasks(batch.rowStart[batch.count]!, options.layers, schedule.dropout, dropRng);
+      steps.push({ batch, masks, hyper });
     }
+    return engine.queueTrainSteps(steps, features.data);
+  };
+  let sum = 0, last = 0, windowSum = 0, windowCount = 0;
+  let next: Promise<Pending<Float64Array>> | null = runs.length ? queue(runs[0]!) : null;
+  for (let r = 0; r < runs.length; r++) {
+    const [b0, b1] = runs[r]!;
+    const pending = await next!;
+    next = r + 1 < runs.length ? queue(runs[r + 1]!) : null;
+    const losses = await pending.read();
+    for (let b = b0; b < b1; b++) {
+      const loss = losses[b - b0]!;
+      if (!Number.isFinite(loss)) {
+        next?.catch(() => {}); // the queued run is abandoned with the epoch
+        throw new LtcError(`train: loss became ${loss} at epoch ${epoch + 1}, batch ${b + 1}`);
+      }
+      sum += loss;
+      last = loss;
+      windowSum += loss;
+      windowCount++;
+      const it = b + 1;
+      if (options.log && (it % schedule.logInterval === 0 || it === batches)) {
+        options.log(
+          `Epoch [${epoch + 1}][${it}/${batches}]\tlr: ${lr.toExponential(3)}, loss: ${
+            (windowSum / windowCount).toFixed(4)
+          }`,
+        );
+        windowSum = 0;
+        windowCount = 0;
+      }
+    }
+    progress?.tick(b1 - b0, `loss ${last.toFixed(4)}`);
   }
   progress?.done();
   return {
@@ -207,5 +253,7 @@ export async function trainEpoch(
     lossMean: sum / batches,
     lossLast: last,
     seconds: (performance.now() - t0) / 1000,
+    hostRoundTrips: engine.sync.hostRoundTrips - sync0.hostRoundTrips,
+    submits: engine.sync.submits - sync0.submits,
   };
 }

@@ -28,6 +28,18 @@ export interface KnnSearch {
 export interface KnnRows {
   nbrs: Int32Array;
   dists: Float32Array;
+  /** what a GPU backend's sweep cost in host synchronisation (absent on the CPU) */
+  gpu?: GpuSweepStats;
+}
+
+/** Host synchronisation of a GPU search, as sidecars record it. */
+export interface GpuSweepStats {
+  /** times the host waited for the GPU (read-backs awaited together count once) */
+  hostRoundTrips: number;
+  /** command buffers submitted */
+  submits: number;
+  /** the kernel that ran, where a backend has several */
+  kernel?: string;
 }
 
 /** A backend opened on this machine (device picked, runtime loaded). */

@@ -1,78 +1,12 @@
-// Exact kNN by inner product with a fused per-row top-k (appended to tile_common.wgsl). A workgroup owns 64 query
-// rows and walks the 64-row base tiles of its split of the base range; per tile (tileDot) every thread tests its 16
-// sims against the rows' current worst kept pair, and only when some sim can enter does the tile go through
-// workgroup memory, 32 rows at a time, to one thread per query row that offers the row's 64 sims to its heap.
-// Layouts: heapSim / heapId row-major [qRows][splits][k], each (row, split) slot a binary min-heap of the k best
-// (sim desc, id asc) seen so far, root = worst kept; empty slots hold (-3e38, -1). The N×N similarity matrix never
-// exists: only one 64×64 tile per workgroup at a time.
+// Exact kNN by inner product with a fused per-row top-k, 64×64 tiles (tile_common.wgsl + this + knn_heap.wgsl). A
+// workgroup owns 64 query rows and walks the 64-row base tiles of its split of the base range; per tile (tileDot)
+// every thread tests its 16 sims against the rows' current worst kept pair, and only when some sim can enter does
+// the tile go through workgroup memory, 32 rows at a time, to one thread per query row that offers the row's 64 sims
+// to its heap (knn_heap.wgsl). The N×N similarity matrix never exists: only one 64×64 tile per workgroup at a time.
 
-struct Params {
-  qRows: u32, // query rows bound in qFeat
-  bRows: u32, // base rows bound in bFeat
-  dim: u32,
-  k: u32,
-  splits: u32, // base splits (grid y); each owns its own heap per query row
-  tilesPerSplit: u32,
-  baseId0: u32, // global id of bFeat's first row
-  bTiles: u32, // ceil(bRows / TB)
-}
-
-@group(0) @binding(2) var<storage, read_write> heapSim: array<f32>;
-@group(0) @binding(3) var<storage, read_write> heapId: array<i32>;
-@group(0) @binding(4) var<uniform> P: Params;
-
-var<workgroup> thrSim: array<f32, 64>; // heap root (worst kept) per query row
-var<workgroup> thrId: array<i32, 64>;
-var<workgroup> anyPass: atomic<u32>;
-
-// Replace the root of the heap at `base` by (s, id) and sift it down; "worse" = lower sim, or equal sim and higher id.
-fn heapReplaceRoot(base: u32, s: f32, id: i32) {
-  let k = P.k;
-  var pos = 0u;
-  loop {
-    let l = 2u * pos + 1u;
-    if (l >= k) {
-      break;
-    }
-    var c = l;
-    let r = l + 1u;
-    if (r < k) {
-      let ls = heapSim[base + l];
-      let rs = heapSim[base + r];
-      if (rs < ls || (rs == ls && heapId[base + r] > heapId[base + l])) {
-        c = r;
-      }
-    }
-    let cs = heapSim[base + c];
-    let ci = heapId[base + c];
-    if (cs < s || (cs == s && ci > id)) {
-      heapSim[base + pos] = cs;
-      heapId[base + pos] = ci;
-      pos = c;
-    } else {
-      break;
-    }
-  }
-  heapSim[base + pos] = s;
-  heapId[base + pos] = id;
-}
-
-// Whether (s, id) beats the worst kept pair (ts, ti).
-fn beats(s: f32, id: i32, ts: f32, ti: i32) -> bool {
-  return s > ts || (s == ts && id < ti);
-}
-
-// Whether any of row r's four sims (ids id0..id0+3; column c of nValid) beats the row's threshold.
-fn rowPasses(r: u32, v: vec4f, id0: i32, c: u32, nValid: u32) -> bool {
-  let ts = thrSim[r];
-  let ti = thrId[r];
-  var passes = false;
-  for (var j = 0u; j < 4u; j++) {
-    if (c + j < nValid && beats(v[j], id0 + i32(j), ts, ti)) {
-      passes = true;
-    }
-  }
-  return passes;
+// Tile row `slot` of the current exchange (stage holds HALF rows × 16 vec4), column c.
+fn exchangedSim(slot: u32, c: u32) -> f32 {
+  return stage[slot * 16u + c / 4u][c % 4u];
 }
 
 @compute @workgroup_size(16, 16)
@@ -84,21 +18,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let split = wid.y;
   let tileBegin = split * P.tilesPerSplit;
   let tileEnd = min(P.bTiles, tileBegin + P.tilesPerSplit);
-
-  if (tid < TQ) {
-    let row = q0 + tid;
-    if (row < P.qRows) {
-      let hb = (row * P.splits + split) * P.k;
-      thrSim[tid] = heapSim[hb];
-      thrId[tid] = heapId[hb];
-    } else {
-      thrSim[tid] = 3e38; // rows past the end accept nothing
-      thrId[tid] = -1;
-    }
-  }
-  if (tid == 0u) {
-    atomicStore(&anyPass, 0u);
-  }
+  beginHeaps(q0, split, tid);
 
   for (var tile = tileBegin; tile < tileEnd; tile++) {
     let c0 = tile * TB;
@@ -122,24 +42,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         }
         workgroupBarrier();
         if (tid < HALF) {
-          let r = h * HALF + tid;
-          let row = q0 + r;
-          if (row < P.qRows) {
-            let hb = (row * P.splits + split) * P.k;
-            var ts = thrSim[r];
-            var ti = thrId[r];
-            for (var c = 0u; c < nValid; c++) {
-              let s = stage[tid * 16u + c / 4u][c % 4u];
-              let id = i32(P.baseId0 + c0 + c);
-              if (beats(s, id, ts, ti)) {
-                heapReplaceRoot(hb, s, id);
-                ts = heapSim[hb];
-                ti = heapId[hb];
-              }
-            }
-            thrSim[r] = ts;
-            thrId[r] = ti;
-          }
+          offerRow(h * HALF + tid, tid, q0, split, P.baseId0 + c0, nValid);
         }
         workgroupBarrier();
       }
@@ -149,4 +52,5 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
     workgroupBarrier();
   }
+  finishHeaps(q0, split, tid);
 }

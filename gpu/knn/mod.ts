@@ -16,6 +16,7 @@ import type { Features } from "../../shared/features.ts";
 import type { KnnGraph } from "../../shared/knn_file.ts";
 import { Progress } from "../../shared/progress.ts";
 import type { BackendChoice } from "../device.ts";
+import type { GpuSweepStats } from "./backend.ts";
 import type { PairList } from "./pairs.ts";
 import { openExactBackend } from "./registry.ts";
 
@@ -38,6 +39,8 @@ export interface ExactKnnResult {
   graph: KnnGraph;
   /** e.g. `cpu (onnxruntime-node)`, `webgpu (llvmpipe …)` */
   backend: string;
+  /** host round trips and submits of a GPU sweep (absent on the CPU) */
+  gpu?: GpuSweepStats;
 }
 
 function checkFeatures(f: Features, what: string): void {
@@ -65,8 +68,8 @@ export async function exactKnn(features: Features, options: ExactKnnOptions): Pr
   const bar = options.progress === false ? undefined : fractionBar("knn");
   try {
     const backend = await openExactBackend(options.backend ?? "auto");
-    const { nbrs, dists } = await backend.knn({ base: features, queries, k, onProgress: bar?.update });
-    return { graph: { n: queries.n, k, nbrs, dists }, backend: backend.label };
+    const { nbrs, dists, gpu } = await backend.knn({ base: features, queries, k, onProgress: bar?.update });
+    return { graph: { n: queries.n, k, nbrs, dists }, backend: backend.label, ...(gpu ? { gpu } : {}) };
   } finally {
     bar?.done();
   }
@@ -191,6 +194,7 @@ export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.t
 export { hnswKnn, hnswLabel, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
 export type {
   ExactKnnBackend,
+  GpuSweepStats,
   IndexKnnBackend,
   IndexParams,
   IndexRun,

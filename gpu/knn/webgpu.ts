@@ -1,12 +1,14 @@
 /**
  * Exact kNN and all-pairs similarity search on WebGPU with hand-written WGSL: `tile_common.wgsl` (the 64×64
- * inner-product tile) prepended to `knn_tile.wgsl` (fused per-row top-k) or `pairs_tile.wgsl` (pairs ≥ minSim
- * appended through an atomic counter); the N×N matrix never exists. Compiling, dispatching and reading back go
- * through {@linkcode ../webgpu.ts}. Features are uploaded once, split into GPU buffers that each fit one storage
- * binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe). Queries run in batches whose heaps fit
- * a binding; each batch visits every base buffer with one dispatch per base range, the heaps persisting in GPU
- * memory between dispatches; base ranges are further split across the grid's y axis so small query batches still
- * fill the GPU. The per-split heaps come back to the host and are merged with {@linkcode RowTopK}.
+ * inner-product tile) prepended to `knn_tile.wgsl` (fused per-row top-k, heaps in `knn_heap.wgsl`) or
+ * `pairs_tile.wgsl` (pairs ≥ minSim appended through an atomic counter); or, for kNN, the register-tiled 128×128
+ * `knn_tile128.wgsl` with the same heaps ({@linkcode KnnKernel}); the N×N matrix never exists. Compiling,
+ * dispatching and reading back go through {@linkcode ../webgpu.ts}. Features are uploaded once, split into GPU
+ * buffers that each fit one storage binding (`device.limits.maxStorageBufferBindingSize`, 128 MiB on llvmpipe).
+ * Queries run in batches whose heaps fit a binding; each batch visits every base buffer with one dispatch per base
+ * range, the heaps persisting in GPU memory between dispatches; base ranges are further split across the grid's y
+ * axis so small query batches still fill the GPU. The per-split heaps are merged on the GPU (`knn_merge.wgsl`); only
+ * N × k ids and distances come back, once, after the whole sweep was queued.
  * @module
  */
 import type { Features } from "../../shared/features.ts";
@@ -15,19 +17,18 @@ import {
   bindingLimit,
   computePipeline,
   dispatch,
+  encodeDispatch,
   type KernelSpec,
   readBuffer,
   storageBuffer,
   uploadRowParts,
   wgslFile,
 } from "../webgpu.ts";
-import type { ExactBackendEntry } from "./backend.ts";
+import type { ExactBackendEntry, GpuSweepStats } from "./backend.ts";
 import { PairBuilder, type PairList, sortPairs } from "./pairs.ts";
-import { RowTopK } from "./topk.ts";
 
 const TQ = 64;
 const TB = 64;
-const EMPTY_SIM = -3e38;
 /** Base rows per dispatch: keeps each dispatch short (watchdogs, progress). */
 const BASE_ROWS_PER_DISPATCH = 16384;
 /** Aim for at least this many workgroups per dispatch. */
@@ -45,14 +46,48 @@ export function tileDepth(maxWorkgroupBytes: number): number {
 }
 
 /**
- * A tile kernel: `tile_common.wgsl` + `<kind>_tile.wgsl` (WGSL has no imports), TD set through its `override`
- * (`depth`, a test override, defaults to the device's {@linkcode tileDepth}).
+ * A tile kernel: `tile_common.wgsl` + `<kind>_tile.wgsl` (+ `knn_heap.wgsl` for kNN; WGSL has no imports), TD set
+ * through its `override` (`depth`, a test override, defaults to the device's {@linkcode tileDepth}).
  */
 function tileKernel(kind: TileKernel, device: GPUDevice, depth?: 16 | 32): KernelSpec {
+  const files = ["tile_common.wgsl", `${kind}_tile.wgsl`, ...(kind === "knn" ? ["knn_heap.wgsl"] : [])];
   return {
     label: `${kind}_tile`,
-    code: () => wgslFile("tile_common.wgsl", import.meta.url) + "\n" + wgslFile(`${kind}_tile.wgsl`, import.meta.url),
+    code: () => files.map((f) => wgslFile(f, import.meta.url)).join("\n"),
     constants: { TD: depth ?? tileDepth(device.limits.maxComputeWorkgroupStorageSize) },
+  };
+}
+
+/**
+ * The kNN kernels: `tile64` — 64×64 tiles, a 4×4 block of outputs per thread (tile_common.wgsl + knn_tile.wgsl);
+ * `tile128` — register-tiled 128×128 tiles, an 8×8 block per thread, double-buffered staging (knn_tile128.wgsl).
+ * Both feed the same per-row heaps (knn_heap.wgsl) and give identical rows.
+ */
+export type KnnKernel = "tile64" | "tile128";
+
+/** Workgroup memory of the 128×128 kernel: two staging buffers of 2 × 8 × 33 vec4, 128 row thresholds, a flag. */
+const TILE128_BYTES = 2 * 2 * 8 * 33 * 16 + 128 * 8 + 16;
+
+/**
+ * The kNN kernel to run: `wanted`, else `LTC_KNN_TILE` (`64` or `128`), else `tile64` (the 128×128 kernel's speed on
+ * a real GPU is not measured yet); `tile128` falls back to `tile64` where the device grants too little workgroup
+ * memory.
+ */
+export function knnKernel(device: GPUDevice, wanted?: KnnKernel): KnnKernel {
+  const env = Deno.env.get("LTC_KNN_TILE");
+  const choice = wanted ?? (env === "128" ? "tile128" : "tile64");
+  return choice === "tile128" && device.limits.maxComputeWorkgroupStorageSize >= TILE128_BYTES ? "tile128" : "tile64";
+}
+
+/** The compiled form of a kNN kernel and its tile edge (query rows per workgroup = base rows per tile). */
+function knnSpec(kernel: KnnKernel, device: GPUDevice, depth?: 16 | 32): { spec: KernelSpec; tile: number } {
+  if (kernel === "tile64") return { spec: tileKernel("knn", device, depth), tile: 64 };
+  return {
+    spec: {
+      label: "knn_tile128",
+      code: () => ["knn_tile128.wgsl", "knn_heap.wgsl"].map((f) => wgslFile(f, import.meta.url)).join("\n"),
+    },
+    tile: 128,
   };
 }
 
@@ -64,92 +99,212 @@ export interface TileRunOptions {
   maxBindingBytes?: number;
   /** test override: the tile depth TD (default: the device's {@linkcode tileDepth}) */
   tileDepth?: 16 | 32;
+  /** test override: bytes per mappable read-back buffer of the kNN result (default: up to 1 GiB) */
+  maxReadBytes?: number;
+  /** the kNN kernel (default: {@linkcode knnKernel}'s choice) */
+  kernel?: KnnKernel;
 }
 
-/** Upload features once, cut into binding-sized buffers of whole 64-row tiles. */
-function uploadRows(gpu: GpuContext, f: Features, maxBindingBytes?: number) {
-  return uploadRowParts(gpu.device, f, { rowAlign: TQ, maxBindingBytes });
+/** Upload features once, cut into binding-sized buffers of whole tiles (`tile` rows, default 64). */
+function uploadRows(gpu: GpuContext, f: Features, options: { maxBindingBytes?: number; tile?: number }) {
+  return uploadRowParts(gpu.device, f, { rowAlign: options.tile ?? TQ, maxBindingBytes: options.maxBindingBytes });
 }
 
-/** Exact top-k of every query row among the base rows on WebGPU. */
+/** Most base splits per query batch: the GPU merge ranks each candidate against every other split's list. */
+const MAX_SPLITS = 32;
+
+/** One query batch of a sweep: its rows, base splits, and the base ranges its dispatches visit in order. */
+export interface SweepBatch {
+  /** index of the query buffer part, and the batch's first row within it */
+  qPart: number;
+  b0: number;
+  /** global id of the batch's first query row */
+  row0: number;
+  qRows: number;
+  splits: number;
+  /** base ranges, one dispatch each: buffer part, first row in it, row count */
+  ranges: { bPart: number; r0: number; bRows: number }[];
+}
+
+/**
+ * How a kNN sweep is cut (pure, so benchmarks can show the plan at a scale they do not run): query batches whose
+ * heaps (rows × splits × k) fit one binding, each visiting every base range of at most
+ * {@linkcode BASE_ROWS_PER_DISPATCH} rows; splits fill the GPU when a batch has few query tiles.
+ */
+export function planKnnSweep(
+  queryParts: { rows: number }[],
+  baseParts: { rows: number }[],
+  options: { baseN: number; k: number; bindLimit: number; tile?: number },
+): SweepBatch[] {
+  const { k, bindLimit } = options;
+  const tile = options.tile ?? TQ;
+  const batches: SweepBatch[] = [];
+  const ranges: SweepBatch["ranges"] = [];
+  baseParts.forEach((p, bPart) => {
+    for (let r0 = 0; r0 < p.rows; r0 += BASE_ROWS_PER_DISPATCH) {
+      ranges.push({ bPart, r0, bRows: Math.min(BASE_ROWS_PER_DISPATCH, p.rows - r0) });
+    }
+  });
+  let row0 = 0;
+  queryParts.forEach((part, qPart) => {
+    const maxSplits = Math.max(1, Math.ceil(TARGET_WORKGROUPS / Math.ceil(Math.min(part.rows, 65536) / tile)));
+    const splitsCap = Math.min(
+      MAX_SPLITS,
+      maxSplits,
+      Math.ceil(Math.min(options.baseN, BASE_ROWS_PER_DISPATCH) / tile),
+    );
+    const batchRows = Math.max(
+      tile,
+      Math.min(part.rows, 65536, Math.floor(bindLimit / (4 * splitsCap * k) / tile) * tile),
+    );
+    for (let b0 = 0; b0 < part.rows; b0 += batchRows) {
+      const qRows = Math.min(batchRows, part.rows - b0);
+      const splits = Math.max(1, Math.min(splitsCap, Math.ceil(TARGET_WORKGROUPS / Math.ceil(qRows / tile))));
+      batches.push({ qPart, b0, row0: row0 + b0, qRows, splits, ranges });
+    }
+    row0 += part.rows;
+  });
+  return batches;
+}
+
+/** What a WebGPU kNN sweep cost in host synchronisation (recorded in the kNN sidecar). */
+export interface KnnSweepStats extends GpuSweepStats {
+  /** query batches (one submit each) */
+  batches: number;
+  /** tile dispatches, over all batches */
+  dispatches: number;
+}
+
+/** Byte size of a kNN tile kernel's Params (9 u32, padded to 16-byte multiples). */
+const TILE_PARAMS_BYTES = 48;
+
+/**
+ * Exact top-k of every query row among the base rows on WebGPU. The whole sweep is queued without the host waiting:
+ * per query batch one submit holds its tile dispatches (the first empties the heaps, the last sorts them), the merge
+ * of its splits (knn_merge.wgsl) and the copy of its finished rows into mappable buffers; the host waits once, at
+ * the end, for the N × k ids and distances (progress comes from completion callbacks, not waits).
+ */
 export async function knnWebGpu(
   gpu: GpuContext,
   base: Features,
   queries: Features,
   k: number,
   options: TileRunOptions = {},
-): Promise<{ nbrs: Int32Array; dists: Float32Array }> {
+): Promise<{ nbrs: Int32Array; dists: Float32Array; stats: KnnSweepStats }> {
   const { device } = gpu;
-  const pipeline = await computePipeline(device, tileKernel("knn", device, options.tileDepth));
+  const kernel = knnKernel(device, options.kernel);
+  const { spec, tile } = knnSpec(kernel, device, options.tileDepth);
+  const [pipeline, mergePipeline] = await Promise.all([
+    computePipeline(device, spec),
+    computePipeline(device, { label: "knn_merge", code: () => wgslFile("knn_merge.wgsl", import.meta.url) }),
+  ]);
   const dim = base.dim;
-  const gBase = uploadRows(gpu, base, options.maxBindingBytes);
-  const gQuery = queries === base ? gBase : uploadRows(gpu, queries, options.maxBindingBytes);
-  const top = new RowTopK(queries.n, k);
-  const bindLimit = bindingLimit(device, options.maxBindingBytes);
-  const params = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const gBase = uploadRows(gpu, base, { maxBindingBytes: options.maxBindingBytes, tile });
+  const gQuery = queries === base
+    ? gBase
+    : uploadRows(gpu, queries, { maxBindingBytes: options.maxBindingBytes, tile });
+  const plan = planKnnSweep(gQuery.parts, gBase.parts, {
+    baseN: base.n,
+    k,
+    bindLimit: bindingLimit(device, options.maxBindingBytes),
+    tile,
+  });
+  const stats: KnnSweepStats = { hostRoundTrips: 0, submits: 0, kernel, batches: plan.length, dispatches: 0 };
+  const heapLen = Math.max(...plan.map((b) => b.qRows * b.splits * k));
+  const outLen = Math.max(...plan.map((b) => b.qRows * k));
+  const heapSim = storageBuffer(device, heapLen * 4, "heapSim");
+  const heapId = storageBuffer(device, heapLen * 4, "heapId");
+  const outId = storageBuffer(device, outLen * 4, "outId");
+  const outDist = storageBuffer(device, outLen * 4, "outDist");
+  // one uniform slot per dispatch (tile dispatches, then one merge per batch), written once before any submit
+  const slot = Math.max(TILE_PARAMS_BYTES, device.limits.minUniformBufferOffsetAlignment);
+  const slots = plan.reduce((s, b) => s + b.ranges.length + 1, 0);
+  const params = device.createBuffer({ size: slots * slot, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const words = new Uint32Array(slots * slot / 4);
+  // mappable copies of the result, in row ranges that each fit one buffer
+  const readBytes = Math.min(device.limits.maxBufferSize, options.maxReadBytes ?? 1 << 30);
+  const rowsPerStage = Math.max(1, Math.floor(readBytes / (4 * k)));
+  const stages: { row0: number; rows: number; ids: GPUBuffer; dists: GPUBuffer }[] = [];
+  for (let row0 = 0; row0 < queries.n; row0 += rowsPerStage) {
+    const rows = Math.min(rowsPerStage, queries.n - row0);
+    const make = (label: string) =>
+      device.createBuffer({ size: rows * k * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label });
+    stages.push({ row0, rows, ids: make("knn ids"), dists: make("knn dists") });
+  }
   const totalWork = queries.n * base.n;
-  let done = 0, queued = 0;
+  let done = 0;
   try {
-    for (const qPart of gQuery.parts) {
-      // query batches: rows × splits × k heap entries must fit a binding
-      const maxSplits = Math.max(1, Math.ceil(TARGET_WORKGROUPS / Math.ceil(Math.min(qPart.rows, 65536) / TQ)));
-      const splitsCap = Math.min(maxSplits, Math.ceil(Math.min(base.n, BASE_ROWS_PER_DISPATCH) / TB));
-      const batchRows = Math.max(
-        TQ,
-        Math.min(qPart.rows, 65536, Math.floor(bindLimit / (4 * splitsCap * k) / TQ) * TQ),
-      );
-      for (let b0 = 0; b0 < qPart.rows; b0 += batchRows) {
-        const qRows = Math.min(batchRows, qPart.rows - b0);
-        const qTiles = Math.ceil(qRows / TQ);
-        const splits = Math.max(1, Math.min(splitsCap, Math.ceil(TARGET_WORKGROUPS / qTiles)));
-        const heapLen = qRows * splits * k;
-        const heapSim = storageBuffer(device, heapLen * 4, "heapSim");
-        const heapId = storageBuffer(device, heapLen * 4, "heapId");
-        device.queue.writeBuffer(heapSim, 0, new Float32Array(heapLen).fill(EMPTY_SIM));
-        device.queue.writeBuffer(heapId, 0, new Int32Array(heapLen).fill(-1));
-        for (const bPart of gBase.parts) {
-          for (let r0 = 0; r0 < bPart.rows; r0 += BASE_ROWS_PER_DISPATCH) {
-            const bRows = Math.min(BASE_ROWS_PER_DISPATCH, bPart.rows - r0);
-            const bTiles = Math.ceil(bRows / TB);
-            const tilesPerSplit = Math.ceil(bTiles / splits);
-            device.queue.writeBuffer(
-              params,
-              0,
-              Uint32Array.of(qRows, bRows, dim, k, splits, tilesPerSplit, bPart.row0 + r0, bTiles),
-            );
-            dispatch(device, {
-              pipeline,
-              bindings: [
-                { buffer: qPart.buffer, offset: b0 * dim * 4, size: qRows * dim * 4 },
-                { buffer: bPart.buffer, offset: r0 * dim * 4, size: bRows * dim * 4 },
-                heapSim,
-                heapId,
-                params,
-              ],
-              grid: [qTiles, splits],
-            });
-            // queue.writeBuffer of the next params is ordered after this submit, so dispatches can be queued
-            // back to back; wait now and then only to bound the queue and report progress
-            done += qRows * bRows;
-            if (++queued % 8 === 0) {
-              await device.queue.onSubmittedWorkDone();
-              options.onProgress?.(done / totalWork);
-            }
-          }
-        }
-        const sims = new Float32Array(await readBuffer(device, heapSim, { bytes: heapLen * 4 }));
-        const ids = new Int32Array(await readBuffer(device, heapId, { bytes: heapLen * 4 }));
-        heapSim.destroy();
-        heapId.destroy();
-        top.offerRows(qPart.row0 + b0, qRows, splits * k, sims, ids);
+    let s = 0;
+    for (const b of plan) {
+      b.ranges.forEach((r, i) => {
+        const bTiles = Math.ceil(r.bRows / tile);
+        const flags = (i === 0 ? 1 : 0) | (i === b.ranges.length - 1 ? 2 : 0);
+        const baseId0 = gBase.parts[r.bPart]!.row0 + r.r0;
+        words.set(
+          [b.qRows, r.bRows, dim, k, b.splits, Math.ceil(bTiles / b.splits), baseId0, bTiles, flags],
+          s++ * slot / 4,
+        );
+      });
+      words.set([b.qRows, k, b.splits, 0], s++ * slot / 4);
+    }
+    device.queue.writeBuffer(params, 0, words);
+    s = 0;
+    for (const b of plan) {
+      const qPart = gQuery.parts[b.qPart]!;
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      for (const r of b.ranges) {
+        const bPart = gBase.parts[r.bPart]!;
+        encodeDispatch(device, pass, {
+          pipeline,
+          bindings: [
+            { buffer: qPart.buffer, offset: b.b0 * dim * 4, size: b.qRows * dim * 4 },
+            { buffer: bPart.buffer, offset: r.r0 * dim * 4, size: r.bRows * dim * 4 },
+            heapSim,
+            heapId,
+            { buffer: params, offset: s++ * slot, size: TILE_PARAMS_BYTES },
+          ],
+          grid: [Math.ceil(b.qRows / tile), b.splits],
+        });
+      }
+      encodeDispatch(device, pass, {
+        pipeline: mergePipeline,
+        bindings: [heapSim, heapId, outId, outDist, { buffer: params, offset: s++ * slot, size: 16 }],
+        grid: [Math.min(b.qRows, 65535)],
+      });
+      pass.end();
+      // the batch's rows into the mappable copies (a batch may straddle two of them)
+      for (const st of stages) {
+        const lo = Math.max(st.row0, b.row0), hi = Math.min(st.row0 + st.rows, b.row0 + b.qRows);
+        if (lo >= hi) continue;
+        const src = (lo - b.row0) * k * 4, dst = (lo - st.row0) * k * 4, bytes = (hi - lo) * k * 4;
+        enc.copyBufferToBuffer(outId, src, st.ids, dst, bytes);
+        enc.copyBufferToBuffer(outDist, src, st.dists, dst, bytes);
+      }
+      device.queue.submit([enc.finish()]);
+      stats.submits++;
+      stats.dispatches += b.ranges.length;
+      const work = b.qRows * base.n;
+      if (options.onProgress) {
+        // a completion callback, not a wait: the host keeps queueing
+        device.queue.onSubmittedWorkDone().then(() => options.onProgress?.((done += work) / totalWork));
       }
     }
+    const nbrs = new Int32Array(queries.n * k);
+    const dists = new Float32Array(queries.n * k);
+    await Promise.all(stages.flatMap((st) => [st.ids.mapAsync(GPUMapMode.READ), st.dists.mapAsync(GPUMapMode.READ)]));
+    stats.hostRoundTrips++;
+    for (const st of stages) {
+      nbrs.set(new Int32Array(st.ids.getMappedRange()), st.row0 * k);
+      dists.set(new Float32Array(st.dists.getMappedRange()), st.row0 * k);
+    }
+    return { nbrs, dists, stats };
   } finally {
-    params.destroy();
+    for (const b of [heapSim, heapId, outId, outDist, params]) b.destroy();
+    for (const st of stages) st.ids.destroy(), st.dists.destroy();
     gBase.destroy();
     if (gQuery !== gBase) gQuery.destroy();
   }
-  return top.finishInPlace();
 }
 
 /** Pairs per output list at first; grown to the exact count when a dispatch overflows. */
@@ -165,7 +320,7 @@ export async function pairsWebGpu(
   const { device } = gpu;
   const pipeline = await computePipeline(device, tileKernel("pairs", device, options.tileDepth));
   const dim = features.dim;
-  const rows = uploadRows(gpu, features, options.maxBindingBytes);
+  const rows = uploadRows(gpu, features, { maxBindingBytes: options.maxBindingBytes });
   const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   const count = storageBuffer(device, 16, "pairCount");
   const bindLimit = bindingLimit(device, options.maxBindingBytes);
@@ -250,7 +405,10 @@ export const webgpuBackend: ExactBackendEntry = {
     Promise.resolve(
       gpu && {
         label: backendLabel({ kind: "webgpu", gpu }),
-        knn: ({ base, queries, k, onProgress }) => knnWebGpu(gpu, base, queries, k, { onProgress }),
+        knn: async ({ base, queries, k, onProgress }) => {
+          const { nbrs, dists, stats } = await knnWebGpu(gpu, base, queries, k, { onProgress });
+          return { nbrs, dists, gpu: stats };
+        },
         pairs: (features, { minSim, onProgress }) => pairsWebGpu(gpu, features, minSim, { onProgress }),
       },
     ),
