@@ -298,8 +298,8 @@ function checkGraph(g: WeightedGraph): void {
   }
   const rowSum = new Float64Array(n), colSum = new Float64Array(n);
   let maxSum = 0;
+  for (let i = 0; i < n; i++) if (indptr[i + 1]! < indptr[i]!) throw bad(`indptr decreases at row ${i}`);
   for (let i = 0; i < n; i++) {
-    if (indptr[i + 1]! < indptr[i]!) throw bad(`indptr decreases at row ${i}`);
     for (let p = indptr[i]!; p < indptr[i + 1]!; p++) {
       const j = indices[p]!, w = weights[p]!;
       if (!(j >= 0 && j < n)) throw bad(`row ${i} lists neighbour ${j}, outside 0..${n - 1}`);
@@ -509,6 +509,11 @@ function coreLoops(net: Net, module: Int32Array, ctx: Ctx): number {
     return s - 2 * exitTerm + flowTerm;
   };
 
+  // plogp of each module's exit and of its exit + flow, kept current: most candidates need only the new values.
+  const exitLog = new Float64Array(n), totalLog = new Float64Array(n);
+  for (let a = 0; a < n; a++) exitLog[a] = plogp(modExit[a]!), totalLog[a] = plogp(modExit[a]! + modFlow[a]!);
+  // After the first sweep only nodes next to a move are visited again: elsewhere the best move rarely changes.
+  let dirty = new Uint8Array(n).fill(1), nextDirty = new Uint8Array(n);
   const order = identity(n);
   let totalMoves = 0;
   let before = codelength();
@@ -518,7 +523,7 @@ function coreLoops(net: Net, module: Int32Array, ctx: Ctx): number {
     for (let o = 0; o < n; o++) {
       const v = order[o]!;
       const start = indptr[v]!, end = indptr[v + 1]!;
-      if (start === end) continue;
+      if (start === end || dirty[v] === 0) continue;
       const a = module[v]!;
       // Link flow from v to each neighbouring module.
       let nTouched = 0;
@@ -536,38 +541,45 @@ function coreLoops(net: Net, module: Int32Array, ctx: Ctx): number {
       const qA = modExit[a]!, pA = modFlow[a]!;
       const qA2 = alone ? 0 : Math.max(0, qA - ev + 2 * toA);
       const pA2 = alone ? 0 : pA - fv;
-      const dExitA = plogp(qA2) - plogp(qA);
-      const dFlowA = plogp(qA2 + pA2) - plogp(qA + pA);
-      const dqA = qA2 - qA;
+      const exitLogA2 = plogp(qA2), totalLogA2 = plogp(qA2 + pA2);
+      const dExitA = exitLogA2 - exitLog[a]!;
+      const dTotalA = totalLogA2 - totalLog[a]!;
+      const qRest = q + qA2 - qA;
       let bestDelta = 0, bestB = a, bestQB2 = 0;
       for (let t = 0; t < nTouched; t++) {
         const b = touched[t]!;
         if (b === a) continue;
-        const qB = modExit[b]!, pB = modFlow[b]!;
+        const qB = modExit[b]!;
         const qB2 = Math.max(0, qB + ev - 2 * acc[b]!);
-        const delta = plogp(q + dqA + qB2 - qB) - plogpQ -
-          2 * (dExitA + plogp(qB2) - plogp(qB)) +
-          dFlowA + plogp(qB2 + pB + fv) - plogp(qB + pB);
+        const delta = plogp(qRest + qB2 - qB) - plogpQ -
+          2 * (dExitA + plogp(qB2) - exitLog[b]!) +
+          dTotalA + plogp(qB2 + modFlow[b]! + fv) - totalLog[b]!;
         if (delta < bestDelta) bestDelta = delta, bestB = b, bestQB2 = qB2;
       }
       if (!alone) {
         // A module of its own (one is always free: fewer modules than nodes are in use).
-        const delta = plogp(q + dqA + ev) - plogpQ - 2 * (dExitA + plogp(ev)) + dFlowA + plogp(ev + fv);
+        const delta = plogp(qRest + ev) - plogpQ - 2 * (dExitA + plogp(ev)) + dTotalA + plogp(ev + fv);
         if (delta < bestDelta) bestDelta = delta, bestB = -1, bestQB2 = ev;
       }
       for (let t = 0; t < nTouched; t++) seen[touched[t]!] = 0;
       if (!(bestDelta < -minRaw)) continue;
       if (bestB === -1) bestB = free[--nFree]!;
-      const qB = modExit[bestB]!, pB = modFlow[bestB]!;
-      exitTerm += plogp(qA2) - plogp(qA) + plogp(bestQB2) - plogp(qB);
-      flowTerm += plogp(qA2 + pA2) - plogp(qA + pA) + plogp(bestQB2 + pB + fv) - plogp(qB + pB);
-      compExit[c] = q + dqA + bestQB2 - qB;
-      modExit[a] = qA2, modFlow[a] = pA2, modSize[a]!--;
-      modExit[bestB] = bestQB2, modFlow[bestB] = pB + fv, modSize[bestB]!++;
+      const qB = modExit[bestB]!, pB2 = modFlow[bestB]! + fv;
+      const exitLogB2 = plogp(bestQB2), totalLogB2 = plogp(bestQB2 + pB2);
+      exitTerm += dExitA + exitLogB2 - exitLog[bestB]!;
+      flowTerm += dTotalA + totalLogB2 - totalLog[bestB]!;
+      compExit[c] = qRest + bestQB2 - qB;
+      modExit[a] = qA2, modFlow[a] = pA2, modSize[a]!--, exitLog[a] = exitLogA2, totalLog[a] = totalLogA2;
+      modExit[bestB] = bestQB2, modFlow[bestB] = pB2, modSize[bestB]!++;
+      exitLog[bestB] = exitLogB2, totalLog[bestB] = totalLogB2;
       if (modSize[a] === 0) free[nFree++] = a;
       module[v] = bestB;
       moves++;
+      nextDirty[v] = 1;
+      for (let p = start; p < end; p++) nextDirty[indices[p]!] = 1;
     }
+    [dirty, nextDirty] = [nextDirty, dirty];
+    nextDirty.fill(0);
     totalMoves += moves;
     const after = codelength();
     if (moves === 0 || before - after <= minRaw) break;
