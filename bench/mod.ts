@@ -3,7 +3,7 @@
  * prints which backend/adapter ran and a ratio against a comparison point measured in the same run.
  * @module
  */
-const BENCHES = ["evaluate", "knn", "proposals", "gcn"] as const;
+const BENCHES = ["evaluate", "knn", "proposals", "gcn", "infomap"] as const;
 
 // Benchmark names come first; everything from the first option on is passed through (`knn --n 20000`).
 const firstOption = Deno.args.findIndex((a) => a.startsWith("-"));

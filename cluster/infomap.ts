@@ -456,7 +456,7 @@ function restrictToModules(leaf: Net, labels: Int32Array): Net {
  */
 function partitionLevels(net: Net, initial: Int32Array | undefined, ctx: Ctx): Int32Array {
   let cur = net;
-  let top = identity(net.n); // net node → node of `cur`
+  const top = identity(net.n); // net node → node of `cur`
   let module = initial ? initial.slice() : identity(net.n);
   for (let level = 0;; level++) {
     const moves = coreLoops(cur, module, ctx);
