@@ -17,6 +17,7 @@ import { miniBatchKmeans } from "../cluster/baselines/mini_batch_kmeans.ts";
 import { BASELINE_DEFAULTS, baselineParamString } from "../cluster/baselines/mod.ts";
 import { clusteringToLabels, knnToCsr } from "../cluster/graph.ts";
 import { type AllMetrics, evaluateAll } from "../cluster/metrics.ts";
+import { knnSimilarityGraph, mapEquation } from "../cluster/infomap.ts";
 import { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "../gpu/knn/gemm_ort.ts";
 import { expected, HAS_SHARED, REF, runStage, tempDir } from "./_helpers.ts";
 
@@ -294,4 +295,32 @@ Deno.test("knnToCsr: scipy's matrix — self and padding dropped, threshold kept
   assert.deepEqual([...dist.indptr], [0, 1, 2, 4]);
   assert.deepEqual([...dist.indices], [1, 2, 0, 1]);
   assert.deepEqual([...dist.data], [0.5, 0.75, 1.125, 0.5]);
+});
+
+Deno.test({
+  name: "baseline infomap: the stage's labels, codelength (= the map equation of its labels) and folder name",
+  ignore: !HAS_SHARED,
+  async fn() {
+    const dir = tempDir();
+    try {
+      const args = ["--method", "infomap", "--prefix", REF, "--name", "sref", "--oprefix", dir, "--th-sim", "0.5"];
+      const r = await runStage("baseline.ts", args);
+      assert.equal(r.code, 0, r.stderr);
+      const folder = join(dir, "sref_infomap_faiss_k_80_th_0.5_trials_1");
+      const labels = readLabels(join(folder, "pred_labels.txt"));
+      const side = JSON.parse(Deno.readTextFileSync(join(folder, "pred_labels.txt.meta.json")));
+      const graph = knnSimilarityGraph(readKnn(`${REF}/knns/sref/faiss_k_80.npz`), { thSim: 0.5 });
+      assert.ok(Math.abs(side.infomap.codelength_bits - mapEquation(graph, labels)) < 1e-9);
+      assert.ok(side.infomap.codelength_bits < side.infomap.one_module_codelength_bits);
+      assert.equal(side.infomap.links, graph.indices.length / 2);
+      const m = evaluateAll(readLabels(`${REF}/labels/sref.meta`), labels);
+      assert.ok(m.pairwise.fscore > 0.8, `pairwise F ${m.pairwise.fscore}`);
+      assert.equal(
+        baselineParamString({ ...BASELINE_DEFAULTS, method: "infomap", th_sim: 0.5 }),
+        "faiss_k_80_th_0.5_trials_1",
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
 });

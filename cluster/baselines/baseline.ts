@@ -24,6 +24,8 @@ export interface BaselineParams {
   batch_size: number;
   seed: number;
   iters: number;
+  /** Infomap trials (the lowest codelength wins) */
+  trials: number;
   max_sz: number;
   step: number;
   max_iter: number;
@@ -42,6 +44,7 @@ export const BASELINE_DEFAULTS: Omit<BaselineParams, "method"> = {
   batch_size: 100,
   seed: 42,
   iters: 20,
+  trials: 1,
   max_sz: 600,
   step: 0.05,
   max_iter: 100,

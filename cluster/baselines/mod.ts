@@ -12,6 +12,7 @@ import type { Baseline, BaselineParams, BaselineResult } from "./baseline.ts";
 import { CDP } from "./cdp.ts";
 import { CHINESE_WHISPERS } from "./chinese_whispers.ts";
 import { FAST_HAC } from "./fast_hac.ts";
+import { INFOMAP } from "./infomap.ts";
 import { KNN_DBSCAN } from "./knn_dbscan.ts";
 import { MINI_BATCH_KMEANS } from "./mini_batch_kmeans.ts";
 import { type FeatureCache, loadOrBuildKnn } from "../knn_source.ts";
@@ -34,6 +35,7 @@ export const BASELINES: readonly Baseline[] = [
   FAST_HAC,
   CDP,
   CHINESE_WHISPERS,
+  INFOMAP,
 ];
 
 /** Baseline method names accepted by the stage. */
