@@ -322,8 +322,13 @@ export interface TestGcnVOptions {
   gcnFeatK?: number;
   /** backend of the GCN-feature kNN */
   knnBackend?: BackendChoice;
-  /** backend of the network's products (default `auto`: WebGPU on a real GPU, else the TypeScript twin) */
+  /** backend of the network's products (default `auto`: WebGPU on a real GPU, else the CPU twin) */
   backend?: BackendChoice;
+  /**
+   * return the GCN features (default true; implied by `useGcnFeat`): false spares handing 512 values per node back
+   * from a backend that fuses the last layers
+   */
+  keepFeatures?: boolean;
   paths?: InputPaths;
 }
 
@@ -331,7 +336,10 @@ export interface TestGcnVOptions {
 export interface TestGcnVResult {
   /** predicted confidence per node (the original's `pred_confs`) */
   predConfs: Float32Array;
-  /** the GCN features (N × nhid, ReLU output of the GraphConv; not normalised), as the original saves them */
+  /**
+   * the GCN features (N × nhid, ReLU output of the GraphConv; not normalised), as the original saves them; empty
+   * with `keepFeatures: false`
+   */
   gcnFeatures: Float32Array;
   gcnFeatureDim: number;
   /** partition from the peak rule on the input kNN with tau0 */
@@ -357,7 +365,12 @@ export async function testGcnV(options: TestGcnVOptions): Promise<TestGcnVResult
   const ordered = orderedNeighbours(knn);
   const backend = await veGcnBackend(options.backend);
   const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
-  const cache = await forward(weights, { x: features.data, agg }, { kernels: backend.kernels, inference: true });
+  const keepFeatures = (options.keepFeatures ?? true) || (options.useGcnFeat ?? false);
+  const cache = await forward(weights, { x: features.data, agg }, {
+    kernels: backend.kernels,
+    inference: true,
+    keepFeatures,
+  });
   const predConfs = cache.out;
   const gcnFeatures = cache.conv[0]!;
   const gcnFeatureDim = weights.config.convDims[0]!;

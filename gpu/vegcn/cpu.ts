@@ -70,6 +70,11 @@ export interface ForwardOptions {
    * {@linkcode directionFirstLayer}); only with `inference`
    */
   fromLayer?: number;
+  /**
+   * keep the last GraphConv's output in `conv` (default true); with `inference` and kernels that fuse the last
+   * layers ({@linkcode DenseKernels.lastLayers}), false spares handing it back
+   */
+  keepFeatures?: boolean;
 }
 
 /** Forward pass of the whole network on `x` (rows × featureDim) over the graph `agg`. */
@@ -91,9 +96,17 @@ export async function forward(
   for (let l = 0; l < from; l++) concat.push(new Float32Array(0)), conv.push(new Float32Array(0));
   if (from > 0) conv[from - 1] = input.x;
   let x = input.x;
-  for (let l = from; l < cfg.convDims.length; l++) {
+  const L = cfg.convDims.length;
+  for (let l = from; l < L; l++) {
     const din = dims[l]!, dout = dims[l + 1]!;
-    const c = concatRows(x, await input.agg.apply(x, din), rows, din);
+    const ax = await input.agg.apply(x, din);
+    if (l === L - 1 && options.inference && k.lastLayers) {
+      const r = await k.lastLayers(weights, { x, ax, rows }, { keepFeatures: options.keepFeatures ?? true });
+      concat.push(new Float32Array(0));
+      conv.push(r.features ?? new Float32Array(0));
+      return { rows, concat, conv, hiddenPre: new Float32Array(0), hiddenAct: new Float32Array(0), out: r.out };
+    }
+    const c = concatRows(x, ax, rows, din);
     const h = await k.matmul(c, weights.convs[l]!.w, { m: rows, k: 2 * din, n: dout });
     addBias(h, weights.convs[l]!.b, rows);
     for (let i = 0; i < h.length; i++) if (!(h[i]! > 0)) h[i] = 0;

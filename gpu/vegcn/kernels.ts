@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { VeGcnWeights } from "./model.ts";
+
 /** Shape of a product `op(a)·op(b)`: op(a) is m × k, op(b) is k × n. */
 export interface MatmulShape {
   m: number;
@@ -23,6 +25,31 @@ export interface DenseKernels {
   readonly name: string;
   /** out[m × n] = op(a) · op(b), row-major float32. */
   matmul(a: Float32Array, b: Float32Array, shape: MatmulShape): Promise<Float32Array>;
+  /**
+   * Optional, inference only: the last GraphConv layer and the classifier in one call, from that layer's input `x`
+   * and its aggregation `ax`. A backend whose outputs are costly to hand back (onnxruntime) implements it so that
+   * the activations in between never leave it; {@linkcode ./cpu.ts} `forward` uses it when present.
+   */
+  lastLayers?(
+    weights: VeGcnWeights,
+    input: LastLayersInput,
+    options: { keepFeatures: boolean },
+  ): Promise<LastLayersResult>;
+}
+
+/** Input of {@linkcode DenseKernels.lastLayers}: the last GraphConv's input and its aggregation, rows × in each. */
+export interface LastLayersInput {
+  x: Float32Array;
+  ax: Float32Array;
+  rows: number;
+}
+
+/** What {@linkcode DenseKernels.lastLayers} returns. */
+export interface LastLayersResult {
+  /** network output, rows × classes */
+  out: Float32Array;
+  /** the last GraphConv's ReLU output (rows × out) when `keepFeatures`, else null */
+  features: Float32Array | null;
 }
 
 /** A graph's mean aggregation A (rows × rows) applied to row-major node features. */
