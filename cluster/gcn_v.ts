@@ -11,7 +11,9 @@ import { type Features, l2NormalizeRows } from "../shared/features.ts";
 import type { KnnGraph } from "../shared/knn_file.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
+import { Rng } from "../shared/random.ts";
 import {
+  type Aggregator,
   backward,
   type CsrMatrix,
   forward,
@@ -477,4 +479,110 @@ export async function trainGcnV(
     options.onIter?.({ iter: iter + 1, lr, loss });
   }
   return { weights, state, losses, backend: backend.label };
+}
+
+/**
+ * A GraphConv's aggregation computed beforehand: `apply` hands back the stored A·X rows of a batch. GCN-V has one
+ * GraphConv and A·X does not depend on the weights, so a batch of nodes needs only its own rows of X and A·X; no
+ * gradient flows to the input, so the transposed product is never needed.
+ */
+export class FixedAggregation implements Aggregator {
+  /** @param ax rows × width: the aggregation of the batch's input rows */
+  constructor(readonly ax: Float32Array, readonly rows: number) {}
+  apply(x: Float32Array, width: number): Promise<Float32Array> {
+    if (x.length !== this.rows * width || this.ax.length !== x.length) {
+      throw new Error(`FixedAggregation: ${x.length} input values for ${this.rows} stored rows of ${width}`);
+    }
+    return Promise.resolve(this.ax);
+  }
+  applyTransposed(): Promise<Float32Array> {
+    throw new Error("FixedAggregation: no gradient flows to the input features");
+  }
+}
+
+/** GCN-V's sampled-node schedule for CPUs (ours; the original trains on the whole graph every iteration). */
+export interface GcnVNodeSchedule {
+  /** passes over the nodes in a seeded shuffled order */
+  epochs: number;
+  /** nodes per SGD step (the last step of an epoch takes the rest) */
+  batchNodes: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** epochs at which the learning rate drops */
+  lrSteps: number[];
+  lrGamma: number;
+  /** seed of the per-epoch shuffle */
+  seed: number;
+}
+
+/** Stream of the per-epoch node shuffle (`new Rng(seed, GCN_V_SHUFFLE_STREAM, epoch)`). */
+export const GCN_V_SHUFFLE_STREAM = 22;
+
+/** Options of {@linkcode trainGcnVNodes}. */
+export interface TrainGcnVNodesOptions extends Omit<TrainGcnVOptions, "schedule" | "startIter" | "endIter" | "onIter"> {
+  schedule: GcnVNodeSchedule;
+  /** first epoch to run (resuming), default 0; stop before `endEpoch` (default `schedule.epochs`) */
+  startEpoch?: number;
+  endEpoch?: number;
+  /** called after every step */
+  onStep?: (report: { epoch: number; step: number; steps: number; lr: number; loss: number }) => void;
+}
+
+/**
+ * GCN-V training on sampled nodes (ours, for CPUs): the same network, target and loss as {@linkcode trainGcnV}, but
+ * each SGD step takes the MSE over a batch of nodes instead of the whole graph. With one GraphConv, a node's output
+ * depends only on its row of X and of A·X, and A·X does not change with the weights: it is computed once, and a
+ * step costs what the whole-graph step costs times batch / N. Every epoch visits each node once in a seeded
+ * shuffled order; the learning rate drops at `lrSteps` epochs.
+ */
+export async function trainGcnVNodes(
+  options: TrainGcnVNodesOptions,
+): Promise<{ weights: VeGcnWeights; state: SgdState; epochLosses: number[]; backend: string }> {
+  const { features, knn, weights, schedule } = options;
+  const paths = options.paths ?? {};
+  const dim = weights.config.featureDim;
+  if (features.dim !== dim) {
+    throw new LtcError(
+      `${paths.features ?? "features"}: ${features.dim}-d, but the GCN-V model expects ${dim}-d features`,
+    );
+  }
+  if (weights.config.convDims.length !== 1) throw new LtcError("train-gcn-v: sampled nodes need one GraphConv");
+  checkKnnMatches(knn, features.n, paths);
+  if (!(Number.isInteger(schedule.batchNodes) && schedule.batchNodes >= 1)) {
+    throw new LtcError(`train-gcn-v: batch of ${schedule.batchNodes} nodes (must be a positive integer)`);
+  }
+  const n = features.n;
+  const target = sNbrConfidence(orderedNeighbours(knn), options.labels);
+  const backend = await veGcnBackend(options.backend);
+  const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
+  const ax = await agg.apply(features.data, dim);
+  const state = options.state ?? { momentum: null, steps: 0 };
+  const steps = Math.ceil(n / schedule.batchNodes);
+  const epochLosses: number[] = [];
+  for (let epoch = options.startEpoch ?? 0; epoch < (options.endEpoch ?? schedule.epochs); epoch++) {
+    const lr = stepLr(schedule.lr, epoch, schedule.lrSteps, schedule.lrGamma);
+    const order = new Rng(schedule.seed, GCN_V_SHUFFLE_STREAM, epoch).permutation(n);
+    let sum = 0;
+    for (let step = 0; step < steps; step++) {
+      const ids = order.subarray(step * schedule.batchNodes, Math.min(n, (step + 1) * schedule.batchNodes));
+      const rows = ids.length;
+      const xb = new Float32Array(rows * dim), axb = new Float32Array(rows * dim), tb = new Float32Array(rows);
+      ids.forEach((id, r) => {
+        xb.set(features.data.subarray(id * dim, (id + 1) * dim), r * dim);
+        axb.set(ax.subarray(id * dim, (id + 1) * dim), r * dim);
+        tb[r] = target[id]!;
+      });
+      const batchAgg = new FixedAggregation(axb, rows);
+      const cache = await forward(weights, { x: xb, agg: batchAgg }, { kernels: backend.kernels });
+      const { loss, dOut } = mseLoss(cache.out, tb);
+      if (!Number.isFinite(loss)) throw new LtcError(`train-gcn-v: loss became ${loss} at epoch ${epoch + 1}`);
+      const grads = await backward(weights, { cache, agg: batchAgg, dOut }, { kernels: backend.kernels });
+      sgdStep(weights, grads, state, { lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay });
+      sum += loss * rows;
+      options.onStep?.({ epoch: epoch + 1, step: step + 1, steps, lr, loss });
+    }
+    epochLosses.push(sum / n);
+  }
+  return { weights, state, epochLosses, backend: backend.label };
 }
