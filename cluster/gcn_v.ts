@@ -406,6 +406,8 @@ export interface GcnVSchedule {
   weightDecay: number;
   /** learning-rate steps as fractions of `iterations` [0.5, 0.8, 0.9] */
   lrStepRatios: number[];
+  /** the milestones themselves (iterations), instead of `lrStepRatios` (configs list them) */
+  lrSteps?: number[];
   /** [0.1] */
   lrGamma: number;
 }
@@ -465,7 +467,7 @@ export async function trainGcnV(
   const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
   const kernels = backend.kernels;
   const state = options.state ?? { momentum: null, steps: 0 };
-  const milestones = stepMilestones(schedule.iterations, schedule.lrStepRatios);
+  const milestones = schedule.lrSteps ?? stepMilestones(schedule.iterations, schedule.lrStepRatios);
   const losses: number[] = [];
   const end = Math.min(options.endIter ?? schedule.iterations, schedule.iterations);
   for (let iter = options.startIter ?? 0; iter < end; iter++) {
