@@ -179,6 +179,8 @@ export function directionFirstLayer(
   const rows = graphs.reduce((s, g) => s + g.nbr.length, 0);
   const h = new Float32Array(rows * out);
   const acc = new Float64Array(out);
+  const widest = graphs.reduce((s, g) => Math.max(s, g.nbr.length), 0);
+  const nzVal = new Float64Array(widest), nzOff = new Int32Array(widest);
   let r0 = 0;
   for (const g of graphs) {
     const m = g.nbr.length;
@@ -188,13 +190,27 @@ export function directionFirstLayer(
       const cr = table.rowOf[g.nbr[r]!]!;
       if (cr < 0) throw new Error(`directionFirstLayer: node ${g.nbr[r]} is not in the table`);
       acc.fill(0);
-      let rowSum = 0;
+      let rowSum = 0, nz = 0;
       for (let s = 0; s < m; s++) {
         const a = g.adj[r * m + s]!;
         if (a === 0) continue;
         rowSum += a;
-        const o = table.rowOf[g.nbr[s]!]! * out;
-        for (let j = 0; j < out; j++) acc[j] = acc[j]! + a * table.agg[o + j]!;
+        nzVal[nz] = a;
+        nzOff[nz++] = table.rowOf[g.nbr[s]!]! * out;
+      }
+      // four entries per pass over the accumulator (as csrMatmul; the row's table rows are read once each)
+      const q = table.agg;
+      let t = 0;
+      for (; t + 4 <= nz; t += 4) {
+        const a0 = nzVal[t]!, a1 = nzVal[t + 1]!, a2 = nzVal[t + 2]!, a3 = nzVal[t + 3]!;
+        const o0 = nzOff[t]!, o1 = nzOff[t + 1]!, o2 = nzOff[t + 2]!, o3 = nzOff[t + 3]!;
+        for (let j = 0; j < out; j++) {
+          acc[j] = acc[j]! + (a0 * q[o0 + j]! + a1 * q[o1 + j]! + a2 * q[o2 + j]! + a3 * q[o3 + j]!);
+        }
+      }
+      for (; t < nz; t++) {
+        const a = nzVal[t]!, o = nzOff[t]!;
+        for (let j = 0; j < out; j++) acc[j] = acc[j]! + a * q[o + j]!;
       }
       const oc = cr * out, oi = ci * out, oh = (r0 + r) * out;
       for (let j = 0; j < out; j++) {

@@ -246,27 +246,36 @@ export class BlockAggregator implements Aggregator {
     }
     this.rows = rows;
   }
+  #csr: CsrMatrix | null = null;
+  #csrT: CsrMatrix | null = null;
   apply(x: Float32Array, width: number): Promise<Float32Array> {
-    return Promise.resolve(this.#product(x, width, false));
+    this.#csr ??= this.#sparse(false);
+    return Promise.resolve(csrMatmul(this.#csr, x, width));
   }
   applyTransposed(y: Float32Array, width: number): Promise<Float32Array> {
-    return Promise.resolve(this.#product(y, width, true));
+    this.#csrT ??= this.#sparse(true);
+    return Promise.resolve(csrMatmul(this.#csrT, y, width));
   }
-  #product(x: Float32Array, width: number, transposed: boolean): Float32Array {
-    const out = new Float32Array(this.rows * width);
-    const acc = new Float64Array(width);
+  /**
+   * The block-diagonal matrix (or its transpose) in CSR form, built once and used by every layer: the products then
+   * run on {@linkcode csrMatmul}'s unrolled rows and skip the blocks' zeros.
+   */
+  #sparse(transposed: boolean): CsrMatrix {
+    let nnz = 0;
+    for (const b of this.blocks) for (let t = 0; t < b.adj.length; t++) if (b.adj[t] !== 0) nnz++;
+    const rowPtr = new Int32Array(this.rows + 1), colIdx = new Int32Array(nnz), vals = new Float32Array(nnz);
+    let e = 0;
     for (const { offset, size, adj } of this.blocks) {
       for (let i = 0; i < size; i++) {
-        acc.fill(0);
         for (let j = 0; j < size; j++) {
           const v = transposed ? adj[j * size + i]! : adj[i * size + j]!;
           if (v === 0) continue;
-          const o = (offset + j) * width;
-          for (let c = 0; c < width; c++) acc[c] = acc[c]! + v * x[o + c]!;
+          colIdx[e] = offset + j;
+          vals[e++] = v;
         }
-        out.set(acc, (offset + i) * width);
+        rowPtr[offset + i + 1] = e;
       }
     }
-    return out;
+    return { rows: this.rows, cols: this.rows, rowPtr, colIdx, vals };
   }
 }
