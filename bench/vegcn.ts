@@ -57,7 +57,7 @@ function fmt(t: { wall: number; cpu: number }): string {
 }
 
 /** The synthetic world: features, identities and a kNN graph (see the module header). */
-function synthesise(n: number, seed: number): { features: Features; knn: KnnGraph; labels: Int32Array } {
+export function synthesise(n: number, seed: number): { features: Features; knn: KnnGraph; labels: Int32Array } {
   const rng = new Rng(seed);
   const labels = new Int32Array(n);
   const starts: number[] = [];

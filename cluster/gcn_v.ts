@@ -82,10 +82,11 @@ export function gcnAdjacency(knn: KnnGraph, options: AdjacencyOptions = {}): Csr
   // S in CSR, per row ascending columns with duplicates summed
   const sPtr = new Int32Array(n + 1);
   const sCol = new Int32Array(n * k), sVal = new Float64Array(n * k);
-  const rowIdx: number[] = [];
+  // a row's kept entries as keys nb·k + j: a numeric typed-array sort orders them by neighbour, then by position
+  const keys = new Float64Array(k);
   let e = 0;
   for (let i = 0; i < n; i++) {
-    rowIdx.length = 0;
+    let kept = 0;
     for (let j = 0; j < k; j++) {
       const d = knn.dists[i * k + j]!;
       // The original asserts d ∈ [0, 1] (± 1e-5), i.e. crashes on any negative-similarity neighbour; we accept the
@@ -95,11 +96,11 @@ export function gcnAdjacency(knn: KnnGraph, options: AdjacencyOptions = {}): Csr
       }
       const nb = knn.nbrs[i * k + j]!;
       if (nb < 0 || nb === i || 1 - d < thSim) continue;
-      rowIdx.push(j);
+      keys[kept++] = nb * k + j;
     }
-    rowIdx.sort((a, b) => knn.nbrs[i * k + a]! - knn.nbrs[i * k + b]! || a - b);
-    for (const j of rowIdx) {
-      const nb = knn.nbrs[i * k + j]!, w = 1 - knn.dists[i * k + j]!;
+    const row = keys.subarray(0, kept).sort();
+    for (let t = 0; t < kept; t++) {
+      const j = row[t]! % k, nb = (row[t]! - j) / k, w = 1 - knn.dists[i * k + j]!;
       if (e > sPtr[i]! && sCol[e - 1] === nb) sVal[e - 1]! += w;
       else sCol[e] = nb, sVal[e++] = w;
     }

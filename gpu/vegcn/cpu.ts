@@ -99,14 +99,20 @@ export async function forward(
   const L = cfg.convDims.length;
   for (let l = from; l < L; l++) {
     const din = dims[l]!, dout = dims[l + 1]!;
-    const ax = await input.agg.apply(x, din);
     if (l === L - 1 && options.inference && k.lastLayers) {
+      // by row ranges where the aggregation offers them (the backend overlaps them with its products)
+      const agg = input.agg, layerInput = x;
+      let whole: Float32Array | null = null;
+      const ax = agg.applyRows
+        ? (from: number, to: number) => agg.applyRows!(layerInput, din, { from, to })
+        : async (from: number, to: number) =>
+          (whole ??= await agg.apply(layerInput, din)).subarray(from * din, to * din);
       const r = await k.lastLayers(weights, { x, ax, rows }, { keepFeatures: options.keepFeatures ?? true });
       concat.push(new Float32Array(0));
       conv.push(r.features ?? new Float32Array(0));
       return { rows, concat, conv, hiddenPre: new Float32Array(0), hiddenAct: new Float32Array(0), out: r.out };
     }
-    const c = concatRows(x, ax, rows, din);
+    const c = concatRows(x, await input.agg.apply(x, din), rows, din);
     const h = await k.matmul(c, weights.convs[l]!.w, { m: rows, k: 2 * din, n: dout });
     addBias(h, weights.convs[l]!.b, rows);
     for (let i = 0; i < h.length; i++) if (!(h[i]! > 0)) h[i] = 0;

@@ -37,10 +37,14 @@ export interface DenseKernels {
   ): Promise<LastLayersResult>;
 }
 
-/** Input of {@linkcode DenseKernels.lastLayers}: the last GraphConv's input and its aggregation, rows × in each. */
+/**
+ * Input of {@linkcode DenseKernels.lastLayers}: the last GraphConv's input (rows × in) and its aggregation, handed
+ * over by row ranges (`ax(from, to)`: rows from..to of A·x) so that a backend may compute one range's products while
+ * the next range is being aggregated.
+ */
 export interface LastLayersInput {
   x: Float32Array;
-  ax: Float32Array;
+  ax: (from: number, to: number) => Promise<Float32Array>;
   rows: number;
 }
 
@@ -60,6 +64,8 @@ export interface Aggregator {
   apply(x: Float32Array, width: number): Promise<Float32Array>;
   /** Aᵀ·y, y being rows × width (backward through the aggregation) */
   applyTransposed(y: Float32Array, width: number): Promise<Float32Array>;
+  /** Optional: rows from..to of A·x only (x being rows × width, all of it) */
+  applyRows?(x: Float32Array, width: number, range: { from: number; to: number }): Promise<Float32Array>;
 }
 
 /**
@@ -215,6 +221,13 @@ export class CsrAggregator implements Aggregator {
   }
   apply(x: Float32Array, width: number): Promise<Float32Array> {
     return Promise.resolve(csrMatmul(this.a, x, width));
+  }
+  applyRows(x: Float32Array, width: number, range: { from: number; to: number }): Promise<Float32Array> {
+    const { rowPtr, colIdx, vals, cols } = this.a;
+    const rows = range.to - range.from;
+    // a view of the row range: its row pointers still index the whole matrix's columns and values
+    const part = { rows, cols, rowPtr: rowPtr.subarray(range.from, range.to + 1), colIdx, vals };
+    return Promise.resolve(csrMatmul(part, x, width));
   }
   applyTransposed(y: Float32Array, width: number): Promise<Float32Array> {
     this.#transposed ??= transposeCsr(this.a);

@@ -147,10 +147,8 @@ export class OrtKernels implements DenseKernels {
     const cfg = weights.config;
     const L = cfg.convDims.length;
     const din = L === 1 ? cfg.featureDim : cfg.convDims[L - 2]!, dout = classifierWidth(cfg);
-    const { x, ax, rows } = input;
-    if (x.length !== rows * din || ax.length !== rows * din) {
-      throw new Error(`lastLayers: inputs of ${x.length} and ${ax.length} values for ${rows} rows of ${din}`);
-    }
+    const { x, rows } = input;
+    if (x.length !== rows * din) throw new Error(`lastLayers: ${x.length} input values for ${rows} rows of ${din}`);
     const keep = options.keepFeatures;
     const session = await this.#session(keep ? "last+h" : "last", () => lastLayersModel(keep));
     const conv = weights.convs[L - 1]!;
@@ -167,16 +165,23 @@ export class OrtKernels implements DenseKernels {
     const out = new Float32Array(rows * cfg.classes);
     const features = keep ? new Float32Array(rows * dout) : null;
     const partRows = Math.max(1, Math.floor(this.#partValues / Math.max(dout, din)));
+    // onnxruntime runs a part on its own threads while this thread aggregates the next part
+    let inFlight: Promise<void> | null = null;
     for (let r0 = 0; r0 < rows; r0 += partRows) {
       const n = Math.min(partRows, rows - r0);
-      const r = await session.run({
+      const ax = await input.ax(r0, r0 + n);
+      if (ax.length !== n * din) throw new Error(`lastLayers: ${ax.length} aggregated values for ${n} rows of ${din}`);
+      await inFlight;
+      inFlight = session.run({
         ...fixed,
         X: this.#tensor(x.subarray(r0 * din, (r0 + n) * din), [n, din]),
-        AX: this.#tensor(ax.subarray(r0 * din, (r0 + n) * din), [n, din]),
+        AX: this.#tensor(ax, [n, din]),
+      }).then((r) => {
+        out.set(r.OUT!.data as Float32Array, r0 * cfg.classes);
+        if (features) features.set(r.H!.data as Float32Array, r0 * dout);
       });
-      out.set(r.OUT!.data as Float32Array, r0 * cfg.classes);
-      if (features) features.set(r.H!.data as Float32Array, r0 * dout);
     }
+    await inFlight;
     return { out, features };
   }
 }
