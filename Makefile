@@ -160,8 +160,42 @@ $(CDP_OUT): $(KNN)
 $(CW_OUT): $(KNN)
 	$(BASE) --method chinese_whispers --knn $(K) --th-sim 0.6 --iters 20
 
+# ================================================================ GCN-V / GCN-E (vegcn) — maintained with issue #15
+# CPU schedules (configs/gcn_v/cfg_pipeline_train_gcnv.yaml, configs/gcn_e/cfg_pipeline_train_gcne.yaml; README
+# "GCN-V / GCN-E"): GCN-V trained on the training split, its outputs (confidences, GCN features and their kNN) for
+# both splits, GCN-E trained on the training split's and tested on the test split's. Two report rows.
+GCNV_TRAIN_CFG ?= configs/gcn_v/cfg_pipeline_train_gcnv.yaml
+GCNE_CFG ?= configs/gcn_e/cfg_pipeline_train_gcne.yaml
+GCNV_MODEL := $(RESULTS)/gcn_v_model/latest.npz
+GCNE_MODEL := $(RESULTS)/gcn_e_model/latest.npz
+# test-gcn-v's output folder of split $(1)
+gcnv_dir = $(RESULTS)/gcn_v/$(1)_gcnv_k_$(K)_th_0.0
+GCNV_OUT := $(call gcnv_dir,$(NAME))/tau_0.65_pred_labels.txt
+GCNE_OUT := $(RESULTS)/gcn_e/$(NAME)_gcne_k_80_th_0.0_ig_0.8/tau_0.8_pred_labels.txt
+VEGCN_OUTS := $(GCNV_OUT) $(GCNE_OUT)
+
+$(GCNV_MODEL): $(GCNV_TRAIN_CFG) $(DATA)/features/$(TRAIN).bin $(DATA)/labels/$(TRAIN).meta $(DATA)/knns/$(TRAIN)/faiss_k_$(K).npz
+	$(call RUNSTAGE,train_gcn_v) --config $< --prefix $(DATA) --name $(TRAIN) --dim $(DIM) $(FEAT_OPTS) \
+	  --work-dir $(@D) --seed $(SEED)
+
+# GCN-V on a split: pred_confs/latest.npz, tau_0.65_pred_labels.txt, features/latest.bin and its kNN (GCN-E's input)
+$(RESULTS)/gcn_v/%_gcnv_k_$(K)_th_0.0/tau_0.65_pred_labels.txt: $(GCNV_MODEL) $(DATA)/features/%.bin $(DATA)/knns/%/faiss_k_$(K).npz
+	$(call RUNSTAGE,test_gcn_v) --prefix $(DATA) --name $* --dim $(DIM) $(FEAT_OPTS) --knn $(K) --load-from $< \
+	  --work-dir $(RESULTS)/gcn_v --use-gcn-feat
+
+$(GCNE_MODEL): $(GCNE_CFG) $(call gcnv_dir,$(TRAIN))/tau_0.65_pred_labels.txt $(DATA)/labels/$(TRAIN).meta
+	$(call RUNSTAGE,train_gcn_e) --config $< --work-dir $(@D) --seed $(SEED) \
+	  --feat-path $(call gcnv_dir,$(TRAIN))/features/latest.bin --pred-confs $(call gcnv_dir,$(TRAIN))/pred_confs/latest.npz \
+	  --label-path $(DATA)/labels/$(TRAIN).meta
+
+$(GCNE_OUT): $(GCNE_CFG) $(GCNE_MODEL) $(GCNV_OUT) $(LABELS)
+	$(call RUNSTAGE,test_gcn_e) --config $< --name $(NAME) --load-from $(GCNE_MODEL) --work-dir $(RESULTS)/gcn_e \
+	  --feat-path $(call gcnv_dir,$(NAME))/features/latest.bin --pred-confs $(call gcnv_dir,$(NAME))/pred_confs/latest.npz \
+	  --label-path $(LABELS)
+# ================================================================ end of GCN-V / GCN-E
+
 # ---------------------------------------------------------------- the results table and report
-$(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_TUNED_OUT) $(HAC_OUT) $(CDP_OUT) $(GCN2_OUT) $(GCN4_OUT) $(GCNI_OUT) $(UB_OUT) $(LABELS)
+$(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_TUNED_OUT) $(HAC_OUT) $(CDP_OUT) $(GCN2_OUT) $(GCN4_OUT) $(GCNI_OUT) $(UB_OUT) $(VEGCN_OUTS) $(LABELS)
 	$(call RUNSTAGE,report) --run-dir $(RESULTS) --gt-labels $(LABELS) --title "$(RUN)" \
 	  --method "ARO (k=$(K), th=0)=$(ARO_OUT)" \
 	  --method "MiniBatchKMeans (n=$(KMEANS_N), bs=100)=$(KMEANS_OUT)" \
@@ -173,7 +207,9 @@ $(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_
 	  --method "GCN-D (0.7, 0.75)=$(GCN2_OUT)" \
 	  --method "GCN-D (0.6, 0.65, 0.7, 0.75)=$(GCN4_OUT)" \
 	  --method "GCN-D (0.7, 0.75) + iter1 (0.4, 2, 16)=$(GCNI_OUT)" \
-	  --method "GCN upper bound (0.6, 0.65, 0.7, 0.75)=$(UB_OUT)"
+	  --method "GCN upper bound (0.6, 0.65, 0.7, 0.75)=$(UB_OUT)" \
+	  --method "GCN-V=$(GCNV_OUT)" \
+	  --method "GCN-V + GCN-E=$(GCNE_OUT)"
 
 pipeline: $(FEATS) $(LABELS)
 	@$(MAKE) --no-print-directory $(RESULTS)/report.md

@@ -431,6 +431,11 @@ export interface GcnESchedule {
   ignoreRatio: number;
   /** seed of the per-epoch shuffle [42] */
   seed: number;
+  /**
+   * subgraphs per epoch: the first this many of each epoch's shuffle (ours, for CPUs; the original visits every
+   * subgraph) [all]
+   */
+  subgraphsPerEpoch?: number;
 }
 
 /** The original's ms1m GCN-E schedule. */
@@ -504,13 +509,14 @@ export async function trainGcnE(
   const backend = await veGcnBackend(options.backend);
   const state = options.state ?? { momentum: null, steps: 0 };
   const epochLosses: number[] = [];
-  const steps = Math.ceil(builder.count / schedule.iterSize);
+  const visits = Math.min(builder.count, schedule.subgraphsPerEpoch ?? builder.count);
+  const steps = Math.ceil(visits / schedule.iterSize);
   for (let epoch = options.startEpoch ?? 0; epoch < (options.endEpoch ?? schedule.epochs); epoch++) {
     const lr = stepLr(schedule.lr, epoch, schedule.lrSteps, schedule.lrGamma);
     const order = new Rng(schedule.seed, GCN_E_SHUFFLE_STREAM, epoch).permutation(builder.count);
     let sum = 0;
     for (let step = 0; step < steps; step++) {
-      const ids = order.subarray(step * schedule.iterSize, Math.min(builder.count, (step + 1) * schedule.iterSize));
+      const ids = order.subarray(step * schedule.iterSize, Math.min(visits, (step + 1) * schedule.iterSize));
       const subs = Array.from(ids, (s) => builder.build(s));
       const { losses, grads } = await subgraphGradients(weights, subs, { kernels: backend.kernels });
       const loss = losses.reduce((a, b) => a + b, 0) / losses.length;
@@ -519,7 +525,7 @@ export async function trainGcnE(
       sum += losses.reduce((a, b) => a + b, 0);
       options.onStep?.({ epoch: epoch + 1, step: step + 1, steps, lr, loss });
     }
-    epochLosses.push(sum / builder.count);
+    epochLosses.push(sum / visits);
   }
   return { weights, state, epochLosses, backend: backend.label };
 }

@@ -11,7 +11,9 @@ import { type Features, l2NormalizeRows } from "../shared/features.ts";
 import type { KnnGraph } from "../shared/knn_file.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
+import { Rng } from "../shared/random.ts";
 import {
+  type Aggregator,
   backward,
   type CsrMatrix,
   forward,
@@ -80,10 +82,11 @@ export function gcnAdjacency(knn: KnnGraph, options: AdjacencyOptions = {}): Csr
   // S in CSR, per row ascending columns with duplicates summed
   const sPtr = new Int32Array(n + 1);
   const sCol = new Int32Array(n * k), sVal = new Float64Array(n * k);
-  const rowIdx: number[] = [];
+  // a row's kept entries as keys nb·k + j: a numeric typed-array sort orders them by neighbour, then by position
+  const keys = new Float64Array(k);
   let e = 0;
   for (let i = 0; i < n; i++) {
-    rowIdx.length = 0;
+    let kept = 0;
     for (let j = 0; j < k; j++) {
       const d = knn.dists[i * k + j]!;
       // The original asserts d ∈ [0, 1] (± 1e-5), i.e. crashes on any negative-similarity neighbour; we accept the
@@ -93,11 +96,11 @@ export function gcnAdjacency(knn: KnnGraph, options: AdjacencyOptions = {}): Csr
       }
       const nb = knn.nbrs[i * k + j]!;
       if (nb < 0 || nb === i || 1 - d < thSim) continue;
-      rowIdx.push(j);
+      keys[kept++] = nb * k + j;
     }
-    rowIdx.sort((a, b) => knn.nbrs[i * k + a]! - knn.nbrs[i * k + b]! || a - b);
-    for (const j of rowIdx) {
-      const nb = knn.nbrs[i * k + j]!, w = 1 - knn.dists[i * k + j]!;
+    const row = keys.subarray(0, kept).sort();
+    for (let t = 0; t < kept; t++) {
+      const j = row[t]! % k, nb = (row[t]! - j) / k, w = 1 - knn.dists[i * k + j]!;
       if (e > sPtr[i]! && sCol[e - 1] === nb) sVal[e - 1]! += w;
       else sCol[e] = nb, sVal[e++] = w;
     }
@@ -322,8 +325,13 @@ export interface TestGcnVOptions {
   gcnFeatK?: number;
   /** backend of the GCN-feature kNN */
   knnBackend?: BackendChoice;
-  /** backend of the network's products (default `auto`: WebGPU on a real GPU, else the TypeScript twin) */
+  /** backend of the network's products (default `auto`: WebGPU on a real GPU, else the CPU twin) */
   backend?: BackendChoice;
+  /**
+   * return the GCN features (default true; implied by `useGcnFeat`): false spares handing 512 values per node back
+   * from a backend that fuses the last layers
+   */
+  keepFeatures?: boolean;
   paths?: InputPaths;
 }
 
@@ -331,7 +339,10 @@ export interface TestGcnVOptions {
 export interface TestGcnVResult {
   /** predicted confidence per node (the original's `pred_confs`) */
   predConfs: Float32Array;
-  /** the GCN features (N × nhid, ReLU output of the GraphConv; not normalised), as the original saves them */
+  /**
+   * the GCN features (N × nhid, ReLU output of the GraphConv; not normalised), as the original saves them; empty
+   * with `keepFeatures: false`
+   */
   gcnFeatures: Float32Array;
   gcnFeatureDim: number;
   /** partition from the peak rule on the input kNN with tau0 */
@@ -357,7 +368,12 @@ export async function testGcnV(options: TestGcnVOptions): Promise<TestGcnVResult
   const ordered = orderedNeighbours(knn);
   const backend = await veGcnBackend(options.backend);
   const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
-  const cache = await forward(weights, { x: features.data, agg }, { kernels: backend.kernels, inference: true });
+  const keepFeatures = (options.keepFeatures ?? true) || (options.useGcnFeat ?? false);
+  const cache = await forward(weights, { x: features.data, agg }, {
+    kernels: backend.kernels,
+    inference: true,
+    keepFeatures,
+  });
   const predConfs = cache.out;
   const gcnFeatures = cache.conv[0]!;
   const gcnFeatureDim = weights.config.convDims[0]!;
@@ -391,6 +407,8 @@ export interface GcnVSchedule {
   weightDecay: number;
   /** learning-rate steps as fractions of `iterations` [0.5, 0.8, 0.9] */
   lrStepRatios: number[];
+  /** the milestones themselves (iterations), instead of `lrStepRatios` (configs list them) */
+  lrSteps?: number[];
   /** [0.1] */
   lrGamma: number;
 }
@@ -450,7 +468,7 @@ export async function trainGcnV(
   const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
   const kernels = backend.kernels;
   const state = options.state ?? { momentum: null, steps: 0 };
-  const milestones = stepMilestones(schedule.iterations, schedule.lrStepRatios);
+  const milestones = schedule.lrSteps ?? stepMilestones(schedule.iterations, schedule.lrStepRatios);
   const losses: number[] = [];
   const end = Math.min(options.endIter ?? schedule.iterations, schedule.iterations);
   for (let iter = options.startIter ?? 0; iter < end; iter++) {
@@ -464,4 +482,110 @@ export async function trainGcnV(
     options.onIter?.({ iter: iter + 1, lr, loss });
   }
   return { weights, state, losses, backend: backend.label };
+}
+
+/**
+ * A GraphConv's aggregation computed beforehand: `apply` hands back the stored A·X rows of a batch. GCN-V has one
+ * GraphConv and A·X does not depend on the weights, so a batch of nodes needs only its own rows of X and A·X; no
+ * gradient flows to the input, so the transposed product is never needed.
+ */
+export class FixedAggregation implements Aggregator {
+  /** @param ax rows × width: the aggregation of the batch's input rows */
+  constructor(readonly ax: Float32Array, readonly rows: number) {}
+  apply(x: Float32Array, width: number): Promise<Float32Array> {
+    if (x.length !== this.rows * width || this.ax.length !== x.length) {
+      throw new Error(`FixedAggregation: ${x.length} input values for ${this.rows} stored rows of ${width}`);
+    }
+    return Promise.resolve(this.ax);
+  }
+  applyTransposed(): Promise<Float32Array> {
+    throw new Error("FixedAggregation: no gradient flows to the input features");
+  }
+}
+
+/** GCN-V's sampled-node schedule for CPUs (ours; the original trains on the whole graph every iteration). */
+export interface GcnVNodeSchedule {
+  /** passes over the nodes in a seeded shuffled order */
+  epochs: number;
+  /** nodes per SGD step (the last step of an epoch takes the rest) */
+  batchNodes: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** epochs at which the learning rate drops */
+  lrSteps: number[];
+  lrGamma: number;
+  /** seed of the per-epoch shuffle */
+  seed: number;
+}
+
+/** Stream of the per-epoch node shuffle (`new Rng(seed, GCN_V_SHUFFLE_STREAM, epoch)`). */
+export const GCN_V_SHUFFLE_STREAM = 22;
+
+/** Options of {@linkcode trainGcnVNodes}. */
+export interface TrainGcnVNodesOptions extends Omit<TrainGcnVOptions, "schedule" | "startIter" | "endIter" | "onIter"> {
+  schedule: GcnVNodeSchedule;
+  /** first epoch to run (resuming), default 0; stop before `endEpoch` (default `schedule.epochs`) */
+  startEpoch?: number;
+  endEpoch?: number;
+  /** called after every step */
+  onStep?: (report: { epoch: number; step: number; steps: number; lr: number; loss: number }) => void;
+}
+
+/**
+ * GCN-V training on sampled nodes (ours, for CPUs): the same network, target and loss as {@linkcode trainGcnV}, but
+ * each SGD step takes the MSE over a batch of nodes instead of the whole graph. With one GraphConv, a node's output
+ * depends only on its row of X and of A·X, and A·X does not change with the weights: it is computed once, and a
+ * step costs what the whole-graph step costs times batch / N. Every epoch visits each node once in a seeded
+ * shuffled order; the learning rate drops at `lrSteps` epochs.
+ */
+export async function trainGcnVNodes(
+  options: TrainGcnVNodesOptions,
+): Promise<{ weights: VeGcnWeights; state: SgdState; epochLosses: number[]; backend: string }> {
+  const { features, knn, weights, schedule } = options;
+  const paths = options.paths ?? {};
+  const dim = weights.config.featureDim;
+  if (features.dim !== dim) {
+    throw new LtcError(
+      `${paths.features ?? "features"}: ${features.dim}-d, but the GCN-V model expects ${dim}-d features`,
+    );
+  }
+  if (weights.config.convDims.length !== 1) throw new LtcError("train-gcn-v: sampled nodes need one GraphConv");
+  checkKnnMatches(knn, features.n, paths);
+  if (!(Number.isInteger(schedule.batchNodes) && schedule.batchNodes >= 1)) {
+    throw new LtcError(`train-gcn-v: batch of ${schedule.batchNodes} nodes (must be a positive integer)`);
+  }
+  const n = features.n;
+  const target = sNbrConfidence(orderedNeighbours(knn), options.labels);
+  const backend = await veGcnBackend(options.backend);
+  const agg = await backend.aggregator(gcnAdjacency(knn, { thSim: options.thSim, path: paths.knn }));
+  const ax = await agg.apply(features.data, dim);
+  const state = options.state ?? { momentum: null, steps: 0 };
+  const steps = Math.ceil(n / schedule.batchNodes);
+  const epochLosses: number[] = [];
+  for (let epoch = options.startEpoch ?? 0; epoch < (options.endEpoch ?? schedule.epochs); epoch++) {
+    const lr = stepLr(schedule.lr, epoch, schedule.lrSteps, schedule.lrGamma);
+    const order = new Rng(schedule.seed, GCN_V_SHUFFLE_STREAM, epoch).permutation(n);
+    let sum = 0;
+    for (let step = 0; step < steps; step++) {
+      const ids = order.subarray(step * schedule.batchNodes, Math.min(n, (step + 1) * schedule.batchNodes));
+      const rows = ids.length;
+      const xb = new Float32Array(rows * dim), axb = new Float32Array(rows * dim), tb = new Float32Array(rows);
+      ids.forEach((id, r) => {
+        xb.set(features.data.subarray(id * dim, (id + 1) * dim), r * dim);
+        axb.set(ax.subarray(id * dim, (id + 1) * dim), r * dim);
+        tb[r] = target[id]!;
+      });
+      const batchAgg = new FixedAggregation(axb, rows);
+      const cache = await forward(weights, { x: xb, agg: batchAgg }, { kernels: backend.kernels });
+      const { loss, dOut } = mseLoss(cache.out, tb);
+      if (!Number.isFinite(loss)) throw new LtcError(`train-gcn-v: loss became ${loss} at epoch ${epoch + 1}`);
+      const grads = await backward(weights, { cache, agg: batchAgg, dOut }, { kernels: backend.kernels });
+      sgdStep(weights, grads, state, { lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay });
+      sum += loss * rows;
+      options.onStep?.({ epoch: epoch + 1, step: step + 1, steps, lr, loss });
+    }
+    epochLosses.push(sum / n);
+  }
+  return { weights, state, epochLosses, backend: backend.label };
 }

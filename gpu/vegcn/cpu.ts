@@ -70,6 +70,11 @@ export interface ForwardOptions {
    * {@linkcode directionFirstLayer}); only with `inference`
    */
   fromLayer?: number;
+  /**
+   * keep the last GraphConv's output in `conv` (default true); with `inference` and kernels that fuse the last
+   * layers ({@linkcode DenseKernels.lastLayers}), false spares handing it back
+   */
+  keepFeatures?: boolean;
 }
 
 /** Forward pass of the whole network on `x` (rows × featureDim) over the graph `agg`. */
@@ -91,8 +96,22 @@ export async function forward(
   for (let l = 0; l < from; l++) concat.push(new Float32Array(0)), conv.push(new Float32Array(0));
   if (from > 0) conv[from - 1] = input.x;
   let x = input.x;
-  for (let l = from; l < cfg.convDims.length; l++) {
+  const L = cfg.convDims.length;
+  for (let l = from; l < L; l++) {
     const din = dims[l]!, dout = dims[l + 1]!;
+    if (l === L - 1 && options.inference && k.lastLayers) {
+      // by row ranges where the aggregation offers them (the backend overlaps them with its products)
+      const agg = input.agg, layerInput = x;
+      let whole: Float32Array | null = null;
+      const ax = agg.applyRows
+        ? (from: number, to: number) => agg.applyRows!(layerInput, din, { from, to })
+        : async (from: number, to: number) =>
+          (whole ??= await agg.apply(layerInput, din)).subarray(from * din, to * din);
+      const r = await k.lastLayers(weights, { x, ax, rows }, { keepFeatures: options.keepFeatures ?? true });
+      concat.push(new Float32Array(0));
+      conv.push(r.features ?? new Float32Array(0));
+      return { rows, concat, conv, hiddenPre: new Float32Array(0), hiddenAct: new Float32Array(0), out: r.out };
+    }
     const c = concatRows(x, await input.agg.apply(x, din), rows, din);
     const h = await k.matmul(c, weights.convs[l]!.w, { m: rows, k: 2 * din, n: dout });
     addBias(h, weights.convs[l]!.b, rows);
@@ -166,6 +185,8 @@ export function directionFirstLayer(
   const rows = graphs.reduce((s, g) => s + g.nbr.length, 0);
   const h = new Float32Array(rows * out);
   const acc = new Float64Array(out);
+  const widest = graphs.reduce((s, g) => Math.max(s, g.nbr.length), 0);
+  const nzVal = new Float64Array(widest), nzOff = new Int32Array(widest);
   let r0 = 0;
   for (const g of graphs) {
     const m = g.nbr.length;
@@ -175,13 +196,27 @@ export function directionFirstLayer(
       const cr = table.rowOf[g.nbr[r]!]!;
       if (cr < 0) throw new Error(`directionFirstLayer: node ${g.nbr[r]} is not in the table`);
       acc.fill(0);
-      let rowSum = 0;
+      let rowSum = 0, nz = 0;
       for (let s = 0; s < m; s++) {
         const a = g.adj[r * m + s]!;
         if (a === 0) continue;
         rowSum += a;
-        const o = table.rowOf[g.nbr[s]!]! * out;
-        for (let j = 0; j < out; j++) acc[j] = acc[j]! + a * table.agg[o + j]!;
+        nzVal[nz] = a;
+        nzOff[nz++] = table.rowOf[g.nbr[s]!]! * out;
+      }
+      // four entries per pass over the accumulator (as csrMatmul; the row's table rows are read once each)
+      const q = table.agg;
+      let t = 0;
+      for (; t + 4 <= nz; t += 4) {
+        const a0 = nzVal[t]!, a1 = nzVal[t + 1]!, a2 = nzVal[t + 2]!, a3 = nzVal[t + 3]!;
+        const o0 = nzOff[t]!, o1 = nzOff[t + 1]!, o2 = nzOff[t + 2]!, o3 = nzOff[t + 3]!;
+        for (let j = 0; j < out; j++) {
+          acc[j] = acc[j]! + (a0 * q[o0 + j]! + a1 * q[o1 + j]! + a2 * q[o2 + j]! + a3 * q[o3 + j]!);
+        }
+      }
+      for (; t < nz; t++) {
+        const a = nzVal[t]!, o = nzOff[t]!;
+        for (let j = 0; j < out; j++) acc[j] = acc[j]! + a * q[o + j]!;
       }
       const oc = cr * out, oi = ci * out, oh = (r0 + r) * out;
       for (let j = 0; j < out; j++) {

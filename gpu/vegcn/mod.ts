@@ -7,11 +7,14 @@
 import { type BackendChoice, resolveBackend } from "../device.ts";
 import { type Aggregator, CsrAggregator, type CsrMatrix, type DenseKernels, tsKernels } from "./kernels.ts";
 import { GpuCsrAggregator, WebGpuKernels } from "./webgpu.ts";
+import { tryLoadOrt } from "../ort.ts";
+import { OrtKernels } from "./ort_kernels.ts";
 
 export * from "./checkpoint.ts";
 export * from "./cpu.ts";
 export * from "./kernels.ts";
 export * from "./model.ts";
+export * from "./ort_kernels.ts";
 export * from "./sgd.ts";
 export * from "./webgpu.ts";
 
@@ -25,8 +28,9 @@ export interface VeGcnBackend {
 }
 
 /**
- * Products for `choice` (as GCN-D and the kNN resolve it): `webgpu` runs the WGSL kernels, `cpu` the TypeScript twin,
- * `auto` WebGPU only on a real (non-fallback) adapter.
+ * Products for `choice` (as GCN-D and the kNN resolve it): `webgpu` runs the WGSL kernels, `cpu` the CPU twin —
+ * onnxruntime's products where it loads, the TypeScript ones otherwise (`LTC_ORT=none` forces them) — and `auto`
+ * WebGPU only on a real (non-fallback) adapter. The aggregation runs in TypeScript on the CPU twin.
  */
 export async function veGcnBackend(choice: BackendChoice = "auto"): Promise<VeGcnBackend> {
   const resolved = await resolveBackend(choice);
@@ -35,5 +39,6 @@ export async function veGcnBackend(choice: BackendChoice = "auto"): Promise<VeGc
     const kernels = await WebGpuKernels.create(gpu);
     return { label: kernels.name, kernels, aggregator: (a) => GpuCsrAggregator.create(gpu, a) };
   }
-  return { label: tsKernels.name, kernels: tsKernels, aggregator: (a) => Promise.resolve(new CsrAggregator(a)) };
+  const kernels = await tryLoadOrt() ? await OrtKernels.create() : tsKernels;
+  return { label: kernels.name, kernels, aggregator: (a) => Promise.resolve(new CsrAggregator(a)) };
 }
