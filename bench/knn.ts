@@ -39,7 +39,7 @@ function peakRss(): number {
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
 
 /** Synthetic clustered unit vectors: the benchmark generator's output, first `n` rows. */
-function syntheticFeatures(n: number, dim: number): Features {
+export function syntheticFeatures(n: number, dim: number): Features {
   let ids = Math.ceil((n / DEFAULT_SYNTH.meanSize) * 1.05) + 2;
   for (;;) {
     const s = generateSynth({ ...DEFAULT_SYNTH, dim, ids, seed: 7 });

@@ -1,0 +1,114 @@
+/**
+ * Benchmark: approximate kNN with the IVF index (gpu/knn/ivf.ts) against the exact CPU twin (onnxruntime SGEMM),
+ * both measured in this run on the same rows: time ratio exact / IVF and recall@k of IVF against exact, per nprobe;
+ * optionally HNSW (hnswlib-wasm, 2 worker shards) on the same rows as a second comparison point.
+ *
+ *     deno run -A bench/ivf.ts [--n 98279] [--dim 256] [--k 80] [--features FILE.bin] [--nlist L]
+ *                              [--nprobe P[,P…]] [--exact-sample S] [--iterations I] [--train-per-list T] [--hnsw]
+ *
+ * Data: the synthetic benchmark generator (stages/synth.ts), first `--n` rows, or `--features`. Exact search runs on
+ * every row by default (recall over all rows). With `--exact-sample S` it runs on S evenly spaced query rows only:
+ * recall is measured on those rows and the exact time for all rows is extrapolated linearly from the sample (exact
+ * search costs the same per query row), which the output says (for part1 scale, where full exact search takes
+ * ~16 min on 2 cores).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { Features } from "../shared/features.ts";
+import { readFeatures } from "../shared/features.ts";
+import { recallAtK, sampleRows } from "../cluster/knn_source.ts";
+import { exactKnn, hnswKnn, ivfKnn } from "../gpu/knn/mod.ts";
+import { syntheticFeatures } from "./knn.ts";
+
+/** Rows `ids` of `f` as their own feature set. */
+function pick(f: Features, ids: Int32Array): Features {
+  const data = new Float32Array(ids.length * f.dim);
+  ids.forEach((i, t) => data.set(f.data.subarray(i * f.dim, (i + 1) * f.dim), t * f.dim));
+  return { data, n: ids.length, dim: f.dim };
+}
+
+/** Run the benchmark. */
+export async function run(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      n: { type: "string" },
+      dim: { type: "string" },
+      k: { type: "string" },
+      features: { type: "string" },
+      nlist: { type: "string" },
+      nprobe: { type: "string" },
+      "exact-sample": { type: "string" },
+      iterations: { type: "string" },
+      "train-per-list": { type: "string" },
+      hnsw: { type: "boolean" },
+    },
+    strict: true,
+  });
+  const dim = Number(values.dim ?? 256), k = Number(values.k ?? 80);
+  const t0 = performance.now();
+  const f = values.features
+    ? readFeatures(values.features, { dim })
+    : syntheticFeatures(Number(values.n ?? 98279), dim);
+  const n = f.n;
+  console.log(
+    `data: ${values.features ?? "synthetic clustered unit vectors (stages/synth.ts)"}  n=${n} dim=${dim} k=${k}` +
+      `  (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)`,
+  );
+  console.log(`machine: ${navigator.hardwareConcurrency} CPU threads; timings are wall clock (noisy on a shared box)`);
+
+  const sampleSize = values["exact-sample"] === undefined ? n : Math.min(n, Number(values["exact-sample"]));
+  const rows = sampleRows(n, sampleSize);
+  const te = performance.now();
+  const ex = sampleSize === n
+    ? await exactKnn(f, { k, backend: "cpu", progress: true })
+    : await exactKnn(f, { k, backend: "cpu", queries: pick(f, rows), progress: true });
+  const exSample = (performance.now() - te) / 1000;
+  const exSecs = (exSample * n) / sampleSize;
+  const flop = 2 * sampleSize * n * dim;
+  console.log(
+    sampleSize === n
+      ? `exact kNN, ${ex.backend}, all ${n} rows: ${exSecs.toFixed(1)} s (${
+        (flop / exSample / 1e9).toFixed(0)
+      } GFLOP/s)`
+      : `exact kNN, ${ex.backend}, ${sampleSize} sampled query rows: ${exSample.toFixed(1)} s (${
+        (flop / exSample / 1e9).toFixed(0)
+      } GFLOP/s) → all ${n} rows EXTRAPOLATED (× ${(n / sampleSize).toFixed(1)}): ${exSecs.toFixed(0)} s`,
+  );
+
+  const nprobes = values.nprobe === undefined ? [undefined] : values.nprobe.split(",").map(Number);
+  for (const nprobe of nprobes) {
+    const ti = performance.now();
+    const r = await ivfKnn(f, {
+      k,
+      nlist: values.nlist === undefined ? undefined : Number(values.nlist),
+      nprobe,
+      iterations: values.iterations === undefined ? undefined : Number(values.iterations),
+      trainPerList: values["train-per-list"] === undefined ? undefined : Number(values["train-per-list"]),
+    });
+    const secs = (performance.now() - ti) / 1000;
+    const recall = recallAtK({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows);
+    const p = r.params, s = r.stats;
+    console.log(
+      `IVF (${r.label}) nlist ${p.nlist} nprobe ${p.nprobe} (train ${s.trainRows} rows × ${p.iterations} it; ` +
+        `largest list ${s.largestList}, ${s.emptyLists} empty; scanned ${(100 * s.scannedFraction).toFixed(2)}% ` +
+        `of pairs): build ${r.buildSeconds.toFixed(1)} s + query ${r.querySeconds.toFixed(1)} s = ${
+          secs.toFixed(1)
+        } s; recall@${k} ${recall.toFixed(4)} on ${rows.length} rows; exact / IVF = ${(exSecs / secs).toFixed(1)}×`,
+    );
+  }
+
+  if (values.hnsw) {
+    const th = performance.now();
+    const h = await hnswKnn(f, { k, shards: navigator.hardwareConcurrency > 1 ? 2 : 1 });
+    const secs = (performance.now() - th) / 1000;
+    const recall = recallAtK({ n, k, nbrs: h.nbrs, dists: h.dists }, ex.graph, rows);
+    console.log(
+      `HNSW (hnswlib-wasm, M ${h.params.m}, efC ${h.params.efConstruction}, ef ${h.params.ef}, ${h.shards} shards): ` +
+        `build ${h.buildSeconds.toFixed(1)} s + query ${h.querySeconds.toFixed(1)} s = ${secs.toFixed(1)} s; ` +
+        `recall@${k} ${recall.toFixed(4)}; exact / HNSW = ${(exSecs / secs).toFixed(1)}×`,
+    );
+  }
+}
+
+if (import.meta.main) await run(Deno.args);
