@@ -12,6 +12,7 @@ import { Rng } from "../shared/random.ts";
 import { recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { defaultNlist, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
+import { trainIvfCentroids } from "../gpu/knn/ivf.ts";
 import { tempDir } from "./_helpers.ts";
 
 /** Seeded Gaussian rows, L2-normalised, with `dupes` copies of earlier rows (exact ties). */
@@ -33,7 +34,15 @@ function clustered(ids: number): Features {
   return { data: s.features, n: s.n, dim: s.dim };
 }
 
+/** Same neighbour ids; distances within float32 rounding of the SGEMM's summation order. */
+function assertSameRows(got: { nbrs: Int32Array; dists: Float32Array }, want: typeof got, what: string): void {
+  assert.deepEqual(got.nbrs, want.nbrs, what);
+  got.dists.forEach((d, t) => assert.ok(Math.abs(d - want.dists[t]!) <= 1e-6, `${what}: distance ${t}`));
+}
+
 Deno.test("ivf: probing every list gives exact search's rows, ties and distances included", async () => {
+  // below 128 dimensions onnxruntime's SGEMM sums each product in one sweep whatever the block shape, so the
+  // similarities are bit-identical to exact search's
   const f = rows(1500, 24, { seed: 1, dupes: 150 });
   const want = await exactKnn(f, { k: 25, backend: "cpu", progress: false });
   const got = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30 });
@@ -47,6 +56,10 @@ Deno.test("ivf: probing every list gives exact search's rows, ties and distances
   const gotQ = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30, queries });
   assert.deepEqual(gotQ.nbrs, wantQ.graph.nbrs);
   assert.deepEqual(gotQ.dists, wantQ.graph.dists);
+  // at 256 dimensions narrow list products may split the sums differently: the last bit can differ
+  const wide = rows(1200, 256, { seed: 3 });
+  const wantWide = await exactKnn(wide, { k: 30, backend: "cpu", progress: false });
+  assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20 }), wantWide.graph, "dim 256");
 });
 
 Deno.test("ivf: deterministic for a seed; every row finds itself first or tied at the top", async () => {
@@ -54,7 +67,10 @@ Deno.test("ivf: deterministic for a seed; every row finds itself first or tied a
   const a = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
   const b = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
   assert.deepEqual([a.nbrs, a.dists], [b.nbrs, b.dists]);
-  assert.deepEqual(a.params, { nlist: 20, nprobe: 3, trainPerList: 50, iterations: 10, seed: 7 });
+  assert.deepEqual(a.params, { nlist: 20, nprobe: 3, trainPerList: 16, iterations: 5, seed: 7 });
+  // the second pass in many small query chunks gives the same rows (other block shapes: last bits may differ)
+  const c = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7, pairsPerChunk: 100 });
+  assertSameRows(c, a, "chunked");
   for (let i = 0; i < f.n; i++) assert.equal(a.nbrs[i * 10], i, `row ${i}`);
   // fewer probes scan fewer pairs
   assert.ok(a.stats.scannedFraction < 0.3, `scanned ${a.stats.scannedFraction}`);
@@ -101,6 +117,22 @@ Deno.test("ivf: recall@k on clustered data rises with nprobe and reaches 0.99 wi
   assert.ok(byDefault >= 0.99, `recall at defaults ${byDefault}`);
 });
 
+Deno.test("ivf: trained centroids are unit rows, deterministic for a seed, different for another", async () => {
+  const f = clustered(20);
+  const params = ivfParams(f.n, { nlist: 30 });
+  const a = await trainIvfCentroids(f, params);
+  const b = await trainIvfCentroids(f, params);
+  const c = await trainIvfCentroids(f, { ...params, seed: 1 });
+  assert.equal(a.trainRows, 16 * 30);
+  assert.deepEqual(a.centroids, b.centroids);
+  assert.notDeepEqual(a.centroids, c.centroids);
+  for (let l = 0; l < 30; l++) {
+    let ss = 0;
+    for (let t = 0; t < f.dim; t++) ss += a.centroids[l * f.dim + t]! ** 2;
+    assert.ok(Math.abs(ss - 1) < 1e-5, `centroid ${l}: |c|² = ${ss}`);
+  }
+});
+
 Deno.test("ivf: the registry opens it by name with its parameters", async () => {
   const f = rows(500, 16, { seed: 6 });
   const index = await openKnnIndex("ivf", { nlist: 10, nprobe: 2 });
@@ -108,7 +140,7 @@ Deno.test("ivf: the registry opens it by name with its parameters", async () => 
   const run = await index.knn({ base: f, queries: f, k: 8 });
   const direct = await ivfKnn(f, { k: 8, nlist: 10, nprobe: 2 });
   assert.deepEqual([run.nbrs, run.dists], [direct.nbrs, direct.dists]);
-  assert.deepEqual(run.params, { nlist: 10, nprobe: 2, trainPerList: 50, iterations: 10, seed: 100 });
+  assert.deepEqual(run.params, { nlist: 10, nprobe: 2, trainPerList: 16, iterations: 5, seed: 100 });
   await assert.rejects(
     openKnnIndex("ivf", { ef: 4 }),
     (e: Error) => e instanceof LtcError && /ivf: unknown parameter ef/.test(e.message),
@@ -129,10 +161,10 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     ivfKnn(f, { k: 5, queries: rows(3, 4, { seed: 1 }) }),
     (e: Error) => e instanceof LtcError && /queries have dim 4 but the base has dim 8/.test(e.message),
   );
-  // defaults: nlist 4·√N, nprobe 48 capped at nlist
-  assert.equal(defaultNlist(584013), 3057);
-  assert.deepEqual(ivfParams(100, {}), { nlist: 40, nprobe: 40, trainPerList: 50, iterations: 10, seed: 100 });
-  assert.equal(ivfParams(1_000_000, {}).nprobe, 48);
+  // defaults: nlist 12·√N capped at N, nprobe 128 capped at nlist
+  assert.equal(defaultNlist(584013), 9170);
+  assert.deepEqual(ivfParams(100, {}), { nlist: 100, nprobe: 100, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 128, trainPerList: 16, iterations: 5, seed: 100 });
 });
 
 Deno.test("knn stage --method ivf: ivf_k_<k>.npz with recall, parameters and list statistics in the sidecar", async () => {
@@ -154,7 +186,7 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz with recall, parameters and lis
     assert.equal(out.path, join(dir, "knns", "c", "ivf_k_20.npz"));
     const side = JSON.parse(Deno.readTextFileSync(`${out.path}.meta.json`));
     assert.equal(side.params.method, "ivf");
-    assert.deepEqual(side.params.ivf, { nlist: 50, nprobe: 50, trainPerList: 50, iterations: 10, seed: 100 });
+    assert.deepEqual(side.params.ivf, { nlist: 50, nprobe: 50, trainPerList: 16, iterations: 5, seed: 100 });
     assert.match(side.backend, /^cpu \(ivf, onnxruntime/);
     // every list probed: exact rows, recall 1
     assert.deepEqual(side.recall.sample, 300);

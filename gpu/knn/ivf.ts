@@ -2,21 +2,34 @@
  * Approximate kNN with an inverted-file index (IVF: faiss `IndexIVFFlat` with inner product), on onnxruntime.
  *
  * Build: `nlist` coarse centroids by spherical k-means (Lloyd: assign by largest inner product, centroid = the
- * normalised mean of its rows) on a seeded random sample of `trainPerList · nlist` rows, starting from `nlist`
- * sample rows; every base row then joins the list of its nearest centroid. Search: every query ranks the centroids
- * by inner product and scans the lists of its `nprobe` best. The scan is organised by list so that onnxruntime does
+ * normalised mean of its rows) on a seeded random sample of `trainPerList · nlist` rows, started from `nlist` sample
+ * rows; every base row then joins the list of its most similar centroid. Search: every query ranks the centroids by
+ * inner product and scans the lists of its `nprobe` best. The scan is organised by list so that onnxruntime does
  * matrix products: for each list, the queries probing it are gathered into blocks and multiplied by the list's rows
  * (one SGEMM per block), and every query row keeps a running top-k ({@linkcode RowTopK}: similarity desc, ties by
- * ascending id) merged across its lists. So every candidate's similarity is the same float32 SGEMM inner product
- * the exact onnxruntime search computes, and with `nprobe = nlist` the rows equal exact search, ties included.
+ * ascending id) merged across its lists. Every candidate's similarity is a float32 SGEMM inner product, as in the
+ * exact onnxruntime search, so with `nprobe = nlist` the rows equal exact search's, ties included — up to the last
+ * bit of a similarity: onnxruntime's SGEMM splits long sums (256 dimensions) differently for narrow products and
+ * takes a GEMV path for one-row blocks, so values can depend on the block shapes (below 128 dimensions they match
+ * bit for bit in tests/ivf_test.ts).
+ *
+ * Two passes keep TypeScript's share small: first every query's 2 nearest lists (they hold most of its neighbours,
+ * so its top-k threshold is near its final value afterwards), then the other probes with the queries' thresholds fed
+ * to the graph, which returns only the entries at or above them.
  *
  * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
  * assignments, the base rows' lists and the queries' probes. When the queries are the base rows one pass gives
  * both, and a row's own list is its first probe, so a row always finds itself (as faiss's IVF does).
  *
- * Lists: an empty cluster during training is re-seeded with the training row least similar to its centroid (the
- * worst served row), so training ends with `nlist` centroids; a list can still end up empty when every base row
- * prefers another centroid — a query that probes it scans nothing there (documented fallback, counted in
+ * Defaults (nlist = 12·√N, nprobe 128, 16 training rows per list, 5 iterations) were chosen on the synthetic
+ * benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows (bench/ivf.ts). Its
+ * identities have several modes (pose-like directions shared by everyone), and a row's last neighbours are often
+ * rows of other identities in the same mode: lists fine enough to separate modes (≈ 64 rows at 584K) let the
+ * ranking find them, where coarse lists (4·√N) need a quarter of all lists for the same recall.
+ *
+ * Lists: a centroid left without training rows takes the training row least similar to its centroid (the worst
+ * served row), so training ends with `nlist` centroids; a list can still end up empty when every base row prefers
+ * another centroid — a query that probes it scans nothing there (documented fallback, counted in
  * {@linkcode IvfStats}). A query whose probed lists hold fewer than k rows is padded with id −1, distance 1.
  *
  * Deterministic: the sample and the initial centroids come from the seeded {@linkcode Rng}; onnxruntime's SGEMM
@@ -28,7 +41,7 @@ import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import { Rng } from "../../shared/random.ts";
 import { backendLabel } from "../device.ts";
-import { int64Initializer, type OnnxModel, OnnxType } from "../onnx.ts";
+import { type OnnxModel, OnnxType } from "../onnx.ts";
 import { createSession, loadOrt, type OrtRuntime, type OrtSession } from "../ort.ts";
 import type { IndexBackendEntry } from "./backend.ts";
 import { RowTopK } from "./topk.ts";
@@ -43,14 +56,19 @@ export interface IvfOptions {
   nlist?: number;
   /** lists scanned per query; default {@linkcode DEFAULT_NPROBE} (at most nlist) */
   nprobe?: number;
-  /** training sample rows per centroid (default 50; the sample is all rows when that exceeds them) */
+  /** training sample rows per centroid (default 16; the sample is all rows when that exceeds them) */
   trainPerList?: number;
-  /** Lloyd iterations of the coarse k-means (default 10) */
+  /** Lloyd iterations of the coarse k-means (default 5) */
   iterations?: number;
   /** seed of the training sample and initial centroids (default 100) */
   seed?: number;
   /** called with the completed fraction */
   onProgress?: (fraction: number) => void;
+  /**
+   * (query, probe) pairs grouped at once in the second pass (default 2²⁴: 64 MiB of indices); a tuning knob: the
+   * rows do not depend on it beyond the last bit of a similarity (block shapes change)
+   */
+  pairsPerChunk?: number;
 }
 
 /** Resolved IVF parameters, as recorded in sidecars. */
@@ -74,19 +92,19 @@ export interface IvfStats {
   scannedFraction: number;
 }
 
-/** Default lists scanned per query (synthetic benchmark, recall@80 ≥ 0.99 at 98K and 584K rows: bench/ivf.ts). */
-export const DEFAULT_NPROBE = 48;
+/** Default lists scanned per query (see the module header). */
+export const DEFAULT_NPROBE = 128;
 
-/** Default number of lists for `n` base rows: 4·√n (rounded), at least 1 and at most n. */
+/** Default number of lists for `n` base rows: 12·√n (rounded), at least 1 and at most n. */
 export function defaultNlist(n: number): number {
-  return Math.max(1, Math.min(n, Math.round(4 * Math.sqrt(n))));
+  return Math.max(1, Math.min(n, Math.round(12 * Math.sqrt(n))));
 }
 
 /**
  * Fill in defaults for `n` base rows and validate. Explicit bad values are errors (`nlist > n`, `nprobe > nlist`,
  * non-positive or non-integer values); the default nprobe is capped at nlist.
  */
-export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress">): IvfParams {
+export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress" | "pairsPerChunk">): IvfParams {
   const check = (name: string, v: number, min: number) => {
     if (!(Number.isInteger(v) && v >= min)) {
       throw new LtcError(`ivf: ${name} must be an integer ≥ ${min}, got ${v}`);
@@ -102,8 +120,8 @@ export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress
   const p = {
     nlist,
     nprobe,
-    trainPerList: options.trainPerList ?? 50,
-    iterations: options.iterations ?? 10,
+    trainPerList: options.trainPerList ?? 16,
+    iterations: options.iterations ?? 5,
     seed: options.seed ?? 100,
   };
   check("trainPerList", p.trainPerList, 1);
@@ -145,46 +163,91 @@ function productModel(dim: number): OnnxModel {
   };
 }
 
-/** The two onnxruntime sessions of an IVF search. */
+/**
+ * Graph of one list product keeping only the entries at or above their row's threshold: `S = Q · Xᵀ`, positions
+ * P (2 × count, int32, row-major order) of `S[i, j] ≥ T[i]` and their values V.
+ */
+function productAboveModel(dim: number): OnnxModel {
+  return {
+    nodes: [
+      { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
+      { op: "GreaterOrEqual", inputs: ["S", "T"], outputs: ["keep"] },
+      { op: "NonZero", inputs: ["keep"], outputs: ["pos64"] },
+      { op: "Transpose", inputs: ["pos64"], outputs: ["at"], attrs: { perm: [1, 0] } },
+      { op: "GatherND", inputs: ["S", "at"], outputs: ["V"] },
+      { op: "Cast", inputs: ["pos64"], outputs: ["P"], attrs: { to: I32 } },
+    ],
+    inputs: [
+      { name: "Q", type: F32, dims: ["b", dim] },
+      { name: "X", type: F32, dims: ["c", dim] },
+      { name: "T", type: F32, dims: ["b", 1] },
+    ],
+    outputs: [{ name: "P", type: I32, dims: [2, "count"] }, { name: "V", type: F32, dims: ["count"] }],
+  };
+}
+
+/** The onnxruntime sessions of an IVF search. */
 class IvfSessions {
   private constructor(
     readonly rt: OrtRuntime,
-    readonly rankSession: OrtSession,
-    readonly productSession: OrtSession,
     readonly dim: number,
+    readonly sessions: { rank: OrtSession; product: OrtSession; productAbove: OrtSession },
   ) {}
 
   static async create(dim: number): Promise<IvfSessions> {
     const rt = await loadOrt();
     // TypeScript runs between every two runs (gathers, top-k merges): worker threads must not spin meanwhile
-    const rank = await createSession(rt, rankModel(dim), { spin: false });
-    const product = await createSession(rt, productModel(dim), { spin: false });
-    return new IvfSessions(rt, rank, product, dim);
+    return new IvfSessions(rt, dim, {
+      rank: await createSession(rt, rankModel(dim), { spin: false }),
+      product: await createSession(rt, productModel(dim), { spin: false }),
+      productAbove: await createSession(rt, productAboveModel(dim), { spin: false }),
+    });
   }
 
   /**
-   * The `count` most similar centroids of each of the `rows` rows of `x` (row-major): ids and similarities,
-   * `count` per row, best first (ties: lower centroid id first).
+   * The `count` most similar centroids of each of the `rows` rows of `x` (row-major), best first (ties: lower
+   * centroid id first), handed to `each` block by block: the block's first row, ids and similarities (`count` per
+   * row).
    */
-  async nearest(
+  async rank(
     x: Float32Array,
     rows: number,
-    opts: { centroids: Float32Array; nlist: number; count: number },
-  ): Promise<{ ids: Int32Array; sims: Float32Array }> {
+    opts: {
+      centroids: Float32Array;
+      nlist: number;
+      count: number;
+      each: (r0: number, ids: Int32Array, sims: Float32Array) => void;
+    },
+  ): Promise<void> {
     const { centroids, nlist, count } = opts;
     const { Tensor } = this.rt.ort;
     const dim = this.dim;
-    const ids = new Int32Array(rows * count), sims = new Float32Array(rows * count);
     const c = new Tensor("float32", centroids.subarray(0, nlist * dim), [nlist, dim]);
     const kk = new Tensor("int64", BigInt64Array.of(BigInt(count)), [1]);
     const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(BLOCK_ENTRIES / nlist)));
     for (let r0 = 0; r0 < rows; r0 += block) {
       const r1 = Math.min(rows, r0 + block);
       const a = new Tensor("float32", x.subarray(r0 * dim, r1 * dim), [r1 - r0, dim]);
-      const out = await this.rankSession.run({ A: a, C: c, K: kk });
-      ids.set(out.I!.data as Int32Array, r0 * count);
-      sims.set(out.V!.data as Float32Array, r0 * count);
+      const out = await this.sessions.rank.run({ A: a, C: c, K: kk });
+      opts.each(r0, out.I!.data as Int32Array, out.V!.data as Float32Array);
     }
+  }
+
+  /** The nearest centroid of each row and its similarity. */
+  async nearest(
+    x: Float32Array,
+    rows: number,
+    opts: { centroids: Float32Array; nlist: number },
+  ): Promise<{ ids: Int32Array; sims: Float32Array }> {
+    const ids = new Int32Array(rows), sims = new Float32Array(rows);
+    await this.rank(x, rows, {
+      ...opts,
+      count: 1,
+      each: (r0, i, v) => {
+        ids.set(i, r0);
+        sims.set(v, r0);
+      },
+    });
     return { ids, sims };
   }
 
@@ -192,16 +255,32 @@ class IvfSessions {
   async multiply(q: Float32Array, x: Float32Array): Promise<Float32Array> {
     const { Tensor } = this.rt.ort;
     const dim = this.dim;
-    const out = await this.productSession.run({
+    const out = await this.sessions.product.run({
       Q: new Tensor("float32", q, [q.length / dim, dim]),
       X: new Tensor("float32", x, [x.length / dim, dim]),
     });
     return out.S!.data as Float32Array;
   }
 
+  /** The entries of `S = Q · Xᵀ` at or above their row's threshold `t[i]`, in row-major order. */
+  async multiplyAbove(
+    q: Float32Array,
+    x: Float32Array,
+    t: Float32Array,
+  ): Promise<{ rows: Int32Array; cols: Int32Array; sims: Float32Array }> {
+    const { Tensor } = this.rt.ort;
+    const dim = this.dim, b = q.length / dim;
+    const out = await this.sessions.productAbove.run({
+      Q: new Tensor("float32", q, [b, dim]),
+      X: new Tensor("float32", x, [x.length / dim, dim]),
+      T: new Tensor("float32", t, [b, 1]),
+    });
+    const p = out.P!.data as Int32Array, count = p.length / 2;
+    return { rows: p.subarray(0, count), cols: p.subarray(count), sims: out.V!.data as Float32Array };
+  }
+
   async release(): Promise<void> {
-    await this.rankSession.release?.();
-    await this.productSession.release?.();
+    for (const session of Object.values(this.sessions)) await session.release?.();
   }
 }
 
@@ -232,9 +311,63 @@ function sampleIds(n: number, count: number, rng: Rng): Int32Array {
 }
 
 /**
- * Coarse centroids (nlist × dim, unit norm unless a cluster's rows sum to zero) by spherical k-means on a seeded
- * sample (see the module header).
+ * Spherical k-means (Lloyd) of the `rows` rows of `x`, from the `count` centroids given (updated in place): assign
+ * each row to its most similar centroid, move each centroid to the normalised sum of its rows. A centroid left
+ * without rows takes the worst-served row (lowest similarity to its centroid; ties by row), one row each.
  */
+async function lloyd(
+  x: Float32Array,
+  rows: number,
+  opts: { centroids: Float32Array; count: number; iterations: number; sessions: IvfSessions },
+): Promise<void> {
+  const { centroids, count, sessions } = opts;
+  const dim = sessions.dim;
+  const sums = new Float64Array(count * dim);
+  const counts = new Int32Array(count);
+  for (let it = 0; it < opts.iterations; it++) {
+    const { ids: label, sims } = await sessions.nearest(x, rows, { centroids, nlist: count });
+    sums.fill(0);
+    counts.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const c = label[r]!;
+      counts[c]!++;
+      for (let t = 0; t < dim; t++) sums[c * dim + t]! += x[r * dim + t]!;
+    }
+    const empty: number[] = [];
+    for (let c = 0; c < count; c++) if (counts[c] === 0) empty.push(c);
+    if (empty.length) {
+      const order = Int32Array.from({ length: rows }, (_, r) => r).sort((a, b) => sims[a]! - sims[b]! || a - b);
+      empty.forEach((c, e) => centroids.set(x.subarray(order[e]! * dim, order[e]! * dim + dim), c * dim));
+    }
+    for (let c = 0; c < count; c++) {
+      if (counts[c] === 0) continue;
+      let ss = 0;
+      for (let t = 0; t < dim; t++) ss += sums[c * dim + t]! ** 2;
+      if (!(ss > 0)) continue; // rows summing to zero: keep the previous centroid
+      const inv = 1 / Math.sqrt(ss);
+      for (let t = 0; t < dim; t++) centroids[c * dim + t] = sums[c * dim + t]! * inv;
+    }
+  }
+}
+
+/**
+ * Coarse centroids (nlist × dim, unit norm unless a cluster's rows sum to zero): spherical k-means
+ * ({@linkcode lloyd}) on a seeded sample of `trainPerList · nlist` rows (all rows when fewer), started from the
+ * first nlist sample rows (a random draw).
+ */
+export async function trainIvfCentroids(
+  base: Features,
+  params: IvfParams,
+): Promise<{ centroids: Float32Array; trainRows: number }> {
+  const sessions = await IvfSessions.create(base.dim);
+  try {
+    return await trainCentroids(base, params, sessions);
+  } finally {
+    await sessions.release();
+  }
+}
+
+/** {@linkcode trainIvfCentroids} on open sessions. */
 async function trainCentroids(
   base: Features,
   params: IvfParams,
@@ -245,51 +378,31 @@ async function trainCentroids(
   const trainRows = Math.min(base.n, params.trainPerList * nlist);
   const sample = sampleIds(base.n, trainRows, new Rng(params.seed, 0x1f5));
   const train = gather(base.data, dim, { ids: sample, from: 0, to: trainRows, out: new Float32Array(trainRows * dim) });
-  // the first nlist sample rows (a random draw) start the centroids
   const centroids = train.slice(0, nlist * dim);
-  const sums = new Float64Array(nlist * dim);
-  const counts = new Int32Array(nlist);
-  for (let it = 0; it < iterations; it++) {
-    const { ids: label, sims } = await sessions.nearest(train, trainRows, { centroids, nlist, count: 1 });
-    sums.fill(0);
-    counts.fill(0);
-    for (let r = 0; r < trainRows; r++) {
-      const c = label[r]!;
-      counts[c]!++;
-      for (let t = 0; t < dim; t++) sums[c * dim + t]! += train[r * dim + t]!;
-    }
-    // empty clusters take the worst-served rows (lowest similarity to their centroid; ties by row), one each
-    const empty: number[] = [];
-    for (let c = 0; c < nlist; c++) if (counts[c] === 0) empty.push(c);
-    if (empty.length) {
-      const order = Int32Array.from({ length: trainRows }, (_, r) => r).sort((a, b) => sims[a]! - sims[b]! || a - b);
-      empty.forEach((c, e) => centroids.set(train.subarray(order[e]! * dim, order[e]! * dim + dim), c * dim));
-    }
-    for (let c = 0; c < nlist; c++) {
-      if (counts[c] === 0) continue;
-      let ss = 0;
-      for (let t = 0; t < dim; t++) ss += sums[c * dim + t]! ** 2;
-      if (!(ss > 0)) continue; // rows summing to zero: keep the previous centroid
-      const inv = 1 / Math.sqrt(ss);
-      for (let t = 0; t < dim; t++) centroids[c * dim + t] = sums[c * dim + t]! * inv;
-    }
-  }
+  await lloyd(train, trainRows, { centroids, count: nlist, iterations, sessions });
   return { centroids, trainRows };
 }
 
+/** Rows grouped by list: `start[l]..start[l+1]` index `members`, ascending row ids within a list. */
+interface ListGroups {
+  start: Int32Array;
+  members: Int32Array;
+}
+
 /**
- * Rows grouped by list: row r belongs to the lists `lists[r·stride + p]` for ranks p in [from, to);
- * `start[l]..start[l+1]` index `members`, ascending row ids within a list.
+ * Rows [r0, r1) grouped by list: row r belongs to the lists `lists[r·stride + p]` for ranks p in [from, to).
  */
-function groupByList(lists: Int32Array, opts: { nlist: number; stride: number; from: number; to: number }) {
-  const { nlist, stride, from, to } = opts;
-  const rows = lists.length / stride;
+function groupByList(
+  lists: Int32Array | Uint16Array,
+  opts: { nlist: number; stride: number; from: number; to: number; r0: number; r1: number },
+): ListGroups {
+  const { nlist, stride, from, to, r0, r1 } = opts;
   const start = new Int32Array(nlist + 1);
-  for (let r = 0; r < rows; r++) for (let p = from; p < to; p++) start[lists[r * stride + p]! + 1]!++;
+  for (let r = r0; r < r1; r++) for (let p = from; p < to; p++) start[lists[r * stride + p]! + 1]!++;
   for (let l = 0; l < nlist; l++) start[l + 1]! += start[l]!;
   const fill = start.slice(0, nlist);
   const members = new Int32Array(start[nlist]!);
-  for (let r = 0; r < rows; r++) for (let p = from; p < to; p++) members[fill[lists[r * stride + p]!]!++] = r;
+  for (let r = r0; r < r1; r++) for (let p = from; p < to; p++) members[fill[lists[r * stride + p]!]!++] = r;
   return { start, members };
 }
 
@@ -301,35 +414,47 @@ const FIRST_PASS_PROBES = 2;
 
 /** The lists' rows and buffers shared by the passes of one search. */
 interface ScanState {
-  base: Features;
   queries: Features;
-  lists: { start: Int32Array; members: Int32Array };
+  /** base row ids by list */
+  lists: ListGroups;
+  /** the base rows in list order (list l: rows lists.start[l]..lists.start[l+1]) */
+  listRows: Float32Array;
   top: RowTopK;
   sessions: IvfSessions;
-  xbuf: Float32Array;
   qbuf: Float32Array;
+  tbuf: Float32Array;
   onPairs: (pairs: number) => void;
 }
 
 /**
  * One pass: for every list, the queries probing it at the pass's ranks (`probing`), in blocks, multiplied by the
- * list's rows, each product row merged into its query's top-k.
+ * list's rows. First pass (`above` false): every product row is merged into its query's top-k in TypeScript. Later
+ * passes (`above` true): the queries' current top-k thresholds go into the graph, which returns only the entries at
+ * or above them — the others cannot enter a top-k whose threshold only rises, so the result is the same.
  */
-async function scanPass(state: ScanState, probing: { start: Int32Array; members: Int32Array }): Promise<void> {
-  const { base, queries, lists, top, sessions, xbuf, qbuf } = state;
-  const dim = base.dim, nlist = lists.start.length - 1;
+async function scanPass(state: ScanState, probing: ListGroups, above: boolean): Promise<void> {
+  const { queries, lists, listRows, top, sessions, qbuf, tbuf } = state;
+  const dim = queries.dim, nlist = lists.start.length - 1;
+  const listIds = lists.members, queryIds = probing.members;
   for (let l = 0; l < nlist; l++) {
     const l0 = lists.start[l]!, l1 = lists.start[l + 1]!, len = l1 - l0;
     const p0 = probing.start[l]!, p1 = probing.start[l + 1]!;
     if (len === 0 || p0 === p1) continue;
-    const x = gather(base.data, dim, { ids: lists.members, from: l0, to: l1, out: xbuf });
+    const x = listRows.subarray(l0 * dim, l1 * dim);
     const qb = Math.max(1, Math.min(MAX_QUERY_BLOCK, Math.floor(BLOCK_ENTRIES / len)));
     for (let b0 = p0; b0 < p1; b0 += qb) {
       const b1 = Math.min(p1, b0 + qb);
-      const q = gather(queries.data, dim, { ids: probing.members, from: b0, to: b1, out: qbuf });
-      const s = await sessions.multiply(q, x);
-      for (let r = b0; r < b1; r++) {
-        top.offerGathered(probing.members[r]!, s, { off: (r - b0) * len, len, ids: lists.members, idOff: l0 });
+      const q = gather(queries.data, dim, { ids: queryIds, from: b0, to: b1, out: qbuf });
+      if (above) {
+        for (let r = b0; r < b1; r++) tbuf[r - b0] = top.threshold(queryIds[r]!);
+        const hits = await sessions.multiplyAbove(q, x, tbuf.subarray(0, b1 - b0));
+        const { rows, cols, sims } = hits;
+        for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, listIds[l0 + cols[t]!]!);
+      } else {
+        const s = await sessions.multiply(q, x);
+        for (let r = b0; r < b1; r++) {
+          top.offerGathered(queryIds[r]!, s, { off: (r - b0) * len, len, ids: listIds, idOff: l0 });
+        }
       }
       state.onPairs((b1 - b0) * len);
     }
@@ -342,9 +467,9 @@ export interface IvfResult {
   dists: Float32Array;
   params: IvfParams;
   stats: IvfStats;
-  /** training and assigning the base rows (self search: training only; the one ranking pass counts as query) */
+  /** training, and assigning the base rows to lists when the queries are other rows */
   buildSeconds: number;
-  /** ranking the queries' probes and scanning the lists */
+  /** ranking the queries' probes (self search: which also assigns the base rows) and scanning the lists */
   querySeconds: number;
   /** which onnxruntime build ran */
   label: string;
@@ -364,51 +489,70 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
   }
   const params = ivfParams(base.n, options);
   const { nlist, nprobe } = params;
+  const nq = queries.n;
   const sessions = await IvfSessions.create(dim);
   try {
     const t0 = performance.now();
     const { centroids, trainRows } = await trainCentroids(base, params, sessions);
-    const home = self ? null : (await sessions.nearest(base.data, base.n, { centroids, nlist, count: 1 })).ids;
+    const home = self ? null : (await sessions.nearest(base.data, base.n, { centroids, nlist })).ids;
     const t1 = performance.now();
-    const probes = (await sessions.nearest(queries.data, queries.n, { centroids, nlist, count: nprobe })).ids;
+    // every query's probes, best first (16-bit ids while they fit: part1 scale, nprobe 300 → 350 MB, not 700)
+    const probes = nlist <= 0x10000 ? new Uint16Array(nq * nprobe) : new Int32Array(nq * nprobe);
+    await sessions.rank(queries.data, nq, {
+      centroids,
+      nlist,
+      count: nprobe,
+      each: (r0, ids) => probes.set(ids, r0 * nprobe),
+    });
     // a base row's list is its best centroid: the first probe when the queries are the base rows
-    const lists = groupByList(home ?? probes, { nlist, stride: home ? 1 : nprobe, from: 0, to: 1 });
-    // two passes (nearest lists first, then the rest) so most later candidates fall below a query's threshold at
-    // one comparison instead of entering its heap
-    const split = Math.min(nprobe, FIRST_PASS_PROBES);
-    const passes = [[0, split], [split, nprobe]].filter(([a, b]) => b! > a!).map(([from, to]) =>
-      groupByList(probes, { nlist, stride: nprobe, from: from!, to: to! })
-    );
-    let largestList = 0, emptyLists = 0, total = 0;
+    const lists = groupByList(home ?? probes, { nlist, stride: home ? 1 : nprobe, from: 0, to: 1, r0: 0, r1: base.n });
+    const listRows = gather(base.data, dim, {
+      ids: lists.members,
+      from: 0,
+      to: base.n,
+      out: new Float32Array(base.n * dim),
+    });
+    let largestList = 0, emptyLists = 0;
     for (let l = 0; l < nlist; l++) {
       const len = lists.start[l + 1]! - lists.start[l]!;
       largestList = Math.max(largestList, len);
       if (len === 0) emptyLists++;
-      for (const probing of passes) total += len * (probing.start[l + 1]! - probing.start[l]!);
     }
-    const top = new RowTopK(queries.n, k);
+    // rows scanned in all: Σ over queries and probes of the probed list's length
+    let total = 0;
+    for (let t = 0; t < probes.length; t++) total += lists.start[probes[t]! + 1]! - lists.start[probes[t]!]!;
+    const top = new RowTopK(nq, k);
     let done = 0;
     const state: ScanState = {
-      base,
       queries,
       lists,
+      listRows,
       top,
       sessions,
-      xbuf: new Float32Array(largestList * dim),
-      qbuf: new Float32Array(Math.min(queries.n, MAX_QUERY_BLOCK) * dim),
+      qbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK) * dim),
+      tbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK)),
       onPairs: (pairs) => {
         done += pairs;
         options.onProgress?.(done / total);
       },
     };
-    for (const probing of passes) await scanPass(state, probing);
+    // first pass: every query's nearest lists, all queries at once; second pass: the other probes, in query chunks
+    // (bounded index arrays)
+    const split = Math.min(nprobe, FIRST_PASS_PROBES);
+    const group = (from: number, r0: number, r1: number, to = nprobe) =>
+      groupByList(probes, { nlist, stride: nprobe, from, to, r0, r1 });
+    await scanPass(state, group(0, 0, nq, split), false);
+    if (split < nprobe) {
+      const chunk = Math.max(1, Math.floor((options.pairsPerChunk ?? 1 << 24) / (nprobe - split)));
+      for (let c0 = 0; c0 < nq; c0 += chunk) await scanPass(state, group(split, c0, Math.min(nq, c0 + chunk)), true);
+    }
     const { nbrs, dists } = top.finishInPlace();
     const t2 = performance.now();
     return {
       nbrs,
       dists,
       params,
-      stats: { trainRows, emptyLists, largestList, scannedFraction: total / (queries.n * base.n) },
+      stats: { trainRows, emptyLists, largestList, scannedFraction: total / (nq * base.n) },
       buildSeconds: (t1 - t0) / 1000,
       querySeconds: (t2 - t1) / 1000,
       label: sessions.rt.label,
