@@ -1,7 +1,7 @@
 /**
  * Where the stages get kNN graphs: building one from features (exact search on a backend, or an approximate index —
- * HNSW or IVF — with recall measured on a sample), the kNN artifact with its sidecar, and loading a dataset's kNN file once per run — built
- * when missing (the original's `build_knns`).
+ * HNSW or IVF — with recall measured on a sample), the kNN artifact with its sidecar, and loading a dataset's kNN
+ * file once per run — built when missing (the original's `build_knns`).
  * @module
  */
 import { join } from "node:path";
@@ -26,6 +26,7 @@ import {
   hnswParams,
   ivfKnn,
   ivfLabel,
+  type IvfOptions,
   type IvfParams,
   ivfParams,
   type IvfStats,
@@ -44,13 +45,7 @@ export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw", "ivf"] as const;
 export type KnnStageMethod = typeof KNN_STAGE_METHODS[number];
 
 /** IVF parameters of the kNN stage (see gpu/knn/ivf.ts; defaults from `ivfParams`). */
-export interface IvfStageOptions {
-  nlist?: number;
-  nprobe?: number;
-  trainPerList?: number;
-  iterations?: number;
-  seed?: number;
-}
+export type IvfStageOptions = Pick<IvfOptions, "nlist" | "nprobe" | "trainPerList" | "iterations" | "seed">;
 
 /** The search a kNN method (file stem) stands for: `faiss` is exact search. */
 export function searchMethodOf(method: KnnStageMethod | KnnMethod): "exact" | "hnsw" | "ivf" {
@@ -385,8 +380,9 @@ export function staleKnnReason(path: string, features: FeatureCache): LtcError |
 
 /**
  * Load the kNN graph `path`, building it from `features` when the file is missing (the original's `build_knns`):
- * exact search for `faiss`, HNSW or IVF (default parameters) for `hnsw` / `ivf`. A file that is stale for these features ({@linkcode staleKnnReason}) is an error naming both,
- * or is rebuilt with `force`. A graph whose N differs from the features' row count is an error naming both.
+ * exact search for `faiss`, HNSW or IVF (default parameters) for `hnsw` / `ivf`. A file that is stale for these
+ * features ({@linkcode staleKnnReason}) is an error naming both, or is rebuilt with `force`. A graph whose N
+ * differs from the features' row count is an error naming both.
  */
 export async function loadOrBuildKnn(
   path: string,

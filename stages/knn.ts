@@ -12,9 +12,9 @@
  * timings and, for HNSW and IVF, recall@k against exact search on a sample of rows. An up-to-date artifact (same
  * parameters, same input bytes) is kept unless `--force`.
  *
- * `ivf` is an inverted-file index (gpu/knn/ivf.ts): `--nlist` coarse k-means lists (default 4·√N), each row scanning
- * the `--nprobe` lists nearest to it (default 48; recall@80 ≥ 0.99 on the synthetic benchmark). Downstream stages
- * read its file with `--knn-method ivf`.
+ * `ivf` is an inverted-file index (gpu/knn/ivf.ts): `--nlist` coarse k-means lists (default 12·√N), each row
+ * scanning the `--nprobe` lists nearest to it (default 192; recall@80 ≥ 0.99 on the synthetic benchmark).
+ * Downstream stages read its file with `--knn-method ivf`.
  *
  * The code behind it: `cluster/knn_source.ts`.
  * @module
@@ -42,8 +42,8 @@ export const KNN_CLI: CliSpec = {
     "ef-construction": { type: "int", default: 100, help: "HNSW construction beam" },
     ef: { type: "int", help: "HNSW search beam (default max(k + 40, 2k))" },
     shards: { type: "int", default: 1, help: "HNSW: independent shards built and searched in worker threads" },
-    nlist: { type: "int", help: "IVF: number of lists (default 4·√N)" },
-    nprobe: { type: "int", help: "IVF: lists scanned per row (default 48, at most nlist)" },
+    nlist: { type: "int", help: "IVF: number of lists (default 12·√N)" },
+    nprobe: { type: "int", help: "IVF: lists scanned per row (default 192, at most nlist)" },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
   },
 };

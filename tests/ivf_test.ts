@@ -161,13 +161,13 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     ivfKnn(f, { k: 5, queries: rows(3, 4, { seed: 1 }) }),
     (e: Error) => e instanceof LtcError && /queries have dim 4 but the base has dim 8/.test(e.message),
   );
-  // defaults: nlist 12·√N capped at N, nprobe 128 capped at nlist
+  // defaults: nlist 12·√N capped at N, nprobe 192 capped at nlist
   assert.equal(defaultNlist(584013), 9170);
   assert.deepEqual(ivfParams(100, {}), { nlist: 100, nprobe: 100, trainPerList: 16, iterations: 5, seed: 100 });
-  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 128, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 192, trainPerList: 16, iterations: 5, seed: 100 });
 });
 
-Deno.test("knn stage --method ivf: ivf_k_<k>.npz with recall, parameters and list statistics in the sidecar", async () => {
+Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list statistics in the sidecar", async () => {
   const dir = tempDir();
   try {
     Deno.mkdirSync(join(dir, "features"));

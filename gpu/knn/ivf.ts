@@ -21,7 +21,7 @@
  * assignments, the base rows' lists and the queries' probes. When the queries are the base rows one pass gives
  * both, and a row's own list is its first probe, so a row always finds itself (as faiss's IVF does).
  *
- * Defaults (nlist = 12·√N, nprobe 128, 16 training rows per list, 5 iterations) were chosen on the synthetic
+ * Defaults (nlist = 12·√N, nprobe 192, 16 training rows per list, 5 iterations) were chosen on the synthetic
  * benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows (bench/ivf.ts). Its
  * identities have several modes (pose-like directions shared by everyone), and a row's last neighbours are often
  * rows of other identities in the same mode: lists fine enough to separate modes (≈ 64 rows at 584K) let the
@@ -93,7 +93,7 @@ export interface IvfStats {
 }
 
 /** Default lists scanned per query (see the module header). */
-export const DEFAULT_NPROBE = 128;
+export const DEFAULT_NPROBE = 192;
 
 /** Default number of lists for `n` base rows: 12·√n (rounded), at least 1 and at most n. */
 export function defaultNlist(n: number): number {
@@ -471,6 +471,8 @@ export interface IvfResult {
   buildSeconds: number;
   /** ranking the queries' probes (self search: which also assigns the base rows) and scanning the lists */
   querySeconds: number;
+  /** the parts: k-means, assigning the base rows (0 for a self search), ranking the probes, the two scan passes */
+  phaseSeconds: { train: number; assign: number; rank: number; firstPass: number; secondPass: number };
   /** which onnxruntime build ran */
   label: string;
 }
@@ -494,6 +496,7 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
   try {
     const t0 = performance.now();
     const { centroids, trainRows } = await trainCentroids(base, params, sessions);
+    const tTrain = performance.now();
     const home = self ? null : (await sessions.nearest(base.data, base.n, { centroids, nlist })).ids;
     const t1 = performance.now();
     // every query's probes, best first (16-bit ids while they fit: part1 scale, nprobe 300 → 350 MB, not 700)
@@ -504,6 +507,7 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
       count: nprobe,
       each: (r0, ids) => probes.set(ids, r0 * nprobe),
     });
+    const tRank = performance.now();
     // a base row's list is its best centroid: the first probe when the queries are the base rows
     const lists = groupByList(home ?? probes, { nlist, stride: home ? 1 : nprobe, from: 0, to: 1, r0: 0, r1: base.n });
     const listRows = gather(base.data, dim, {
@@ -542,6 +546,7 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
     const group = (from: number, r0: number, r1: number, to = nprobe) =>
       groupByList(probes, { nlist, stride: nprobe, from, to, r0, r1 });
     await scanPass(state, group(0, 0, nq, split), false);
+    const tFirst = performance.now();
     if (split < nprobe) {
       const chunk = Math.max(1, Math.floor((options.pairsPerChunk ?? 1 << 24) / (nprobe - split)));
       for (let c0 = 0; c0 < nq; c0 += chunk) await scanPass(state, group(split, c0, Math.min(nq, c0 + chunk)), true);
@@ -555,6 +560,13 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
       stats: { trainRows, emptyLists, largestList, scannedFraction: total / (nq * base.n) },
       buildSeconds: (t1 - t0) / 1000,
       querySeconds: (t2 - t1) / 1000,
+      phaseSeconds: {
+        train: (tTrain - t0) / 1000,
+        assign: (t1 - tTrain) / 1000,
+        rank: (tRank - t1) / 1000,
+        firstPass: (tFirst - tRank) / 1000,
+        secondPass: (t2 - tFirst) / 1000,
+      },
       label: sessions.rt.label,
     };
   } finally {
