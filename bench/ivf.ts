@@ -18,7 +18,7 @@ import type { Features } from "../shared/features.ts";
 import { readFeatures } from "../shared/features.ts";
 import { recallAtK, sampleRows } from "../cluster/knn_source.ts";
 import { exactKnn, hnswKnn, ivfKnn } from "../gpu/knn/mod.ts";
-import { syntheticFeatures } from "./knn.ts";
+import { peakRss, syntheticFeatures } from "./knn.ts";
 
 /** Rows `ids` of `f` as their own feature set. */
 function pick(f: Features, ids: Int32Array): Features {
@@ -128,6 +128,7 @@ export async function run(args: string[]): Promise<void> {
         `recall@${k} ${recall.toFixed(4)}; exact / HNSW = ${(exSecs / secs).toFixed(1)}×`,
     );
   }
+  console.log(`peak RSS (whole process, data generation included): ${(peakRss() / 1e9).toFixed(2)} GB`);
 }
 
 if (import.meta.main) await run(Deno.args);

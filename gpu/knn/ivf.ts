@@ -42,7 +42,7 @@ import type { Features } from "../../shared/features.ts";
 import { Rng } from "../../shared/random.ts";
 import { backendLabel } from "../device.ts";
 import { type OnnxModel, OnnxType } from "../onnx.ts";
-import { createSession, loadOrt, type OrtRuntime, type OrtSession } from "../ort.ts";
+import { createSession, loadOrt, type OrtRuntime, type OrtSession, type OrtTensor } from "../ort.ts";
 import type { IndexBackendEntry } from "./backend.ts";
 import { RowTopK } from "./topk.ts";
 
@@ -154,22 +154,38 @@ function rankModel(dim: number): OnnxModel {
   };
 }
 
-/** Graph of one list product: `S = Q · Xᵀ`. */
+/**
+ * The query block of a list product, gathered inside onnxruntime: `Q = D[I]` for all query rows D and the block's
+ * row ids I (a TypeScript copy loop cost as much as the SGEMM; onnxruntime's Gather almost nothing).
+ */
+const GATHER_QUERIES = { op: "Gather", inputs: ["D", "I"], outputs: ["Q"], attrs: { axis: 0 } };
+
+/** Inputs of both list-product graphs: all query rows, a block's row ids, the list's rows. */
+function productInputs(dim: number) {
+  return [
+    { name: "D", type: F32, dims: ["n", dim] },
+    { name: "I", type: I32, dims: ["b"] },
+    { name: "X", type: F32, dims: ["c", dim] },
+  ];
+}
+
+/** Graph of one list product: `S = D[I] · Xᵀ`. */
 function productModel(dim: number): OnnxModel {
   return {
-    nodes: [{ op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } }],
-    inputs: [{ name: "Q", type: F32, dims: ["b", dim] }, { name: "X", type: F32, dims: ["c", dim] }],
+    nodes: [GATHER_QUERIES, { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } }],
+    inputs: productInputs(dim),
     outputs: [{ name: "S", type: F32, dims: ["b", "c"] }],
   };
 }
 
 /**
- * Graph of one list product keeping only the entries at or above their row's threshold: `S = Q · Xᵀ`, positions
+ * Graph of one list product keeping only the entries at or above their row's threshold: `S = D[I] · Xᵀ`, positions
  * P (2 × count, int32, row-major order) of `S[i, j] ≥ T[i]` and their values V.
  */
 function productAboveModel(dim: number): OnnxModel {
   return {
     nodes: [
+      GATHER_QUERIES,
       { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
       { op: "GreaterOrEqual", inputs: ["S", "T"], outputs: ["keep"] },
       { op: "NonZero", inputs: ["keep"], outputs: ["pos64"] },
@@ -177,11 +193,7 @@ function productAboveModel(dim: number): OnnxModel {
       { op: "GatherND", inputs: ["S", "at"], outputs: ["V"] },
       { op: "Cast", inputs: ["pos64"], outputs: ["P"], attrs: { to: I32 } },
     ],
-    inputs: [
-      { name: "Q", type: F32, dims: ["b", dim] },
-      { name: "X", type: F32, dims: ["c", dim] },
-      { name: "T", type: F32, dims: ["b", 1] },
-    ],
+    inputs: [...productInputs(dim), { name: "T", type: F32, dims: ["b", 1] }],
     outputs: [{ name: "P", type: I32, dims: [2, "count"] }, { name: "V", type: F32, dims: ["count"] }],
   };
 }
@@ -251,28 +263,35 @@ class IvfSessions {
     return { ids, sims };
   }
 
-  /** `S = Q · Xᵀ` for row-major q (b × dim) and x (c × dim). */
-  async multiply(q: Float32Array, x: Float32Array): Promise<Float32Array> {
+  /** All query rows as the tensor the list products gather from (wraps the rows, no copy). */
+  queryTensor(queries: Features): OrtTensor {
+    return new this.rt.ort.Tensor("float32", queries.data.subarray(0, queries.n * this.dim), [queries.n, this.dim]);
+  }
+
+  /** `S = D[ids] · Xᵀ` for the query rows D ({@linkcode queryTensor}) and row-major list rows x (c × dim). */
+  async multiply(d: OrtTensor, ids: Int32Array, x: Float32Array): Promise<Float32Array> {
     const { Tensor } = this.rt.ort;
-    const dim = this.dim;
     const out = await this.sessions.product.run({
-      Q: new Tensor("float32", q, [q.length / dim, dim]),
-      X: new Tensor("float32", x, [x.length / dim, dim]),
+      D: d,
+      I: new Tensor("int32", ids, [ids.length]),
+      X: new Tensor("float32", x, [x.length / this.dim, this.dim]),
     });
     return out.S!.data as Float32Array;
   }
 
-  /** The entries of `S = Q · Xᵀ` at or above their row's threshold `t[i]`, in row-major order. */
+  /** The entries of `S = D[ids] · Xᵀ` at or above their row's threshold `t[i]`, in row-major order. */
   async multiplyAbove(
-    q: Float32Array,
-    x: Float32Array,
-    t: Float32Array,
+    d: OrtTensor,
+    ids: Int32Array,
+    opts: { x: Float32Array; t: Float32Array },
   ): Promise<{ rows: Int32Array; cols: Int32Array; sims: Float32Array }> {
     const { Tensor } = this.rt.ort;
-    const dim = this.dim, b = q.length / dim;
+    const { x, t } = opts;
+    const b = ids.length;
     const out = await this.sessions.productAbove.run({
-      Q: new Tensor("float32", q, [b, dim]),
-      X: new Tensor("float32", x, [x.length / dim, dim]),
+      D: d,
+      I: new Tensor("int32", ids, [b]),
+      X: new Tensor("float32", x, [x.length / this.dim, this.dim]),
       T: new Tensor("float32", t, [b, 1]),
     });
     const p = out.P!.data as Int32Array, count = p.length / 2;
@@ -414,14 +433,15 @@ const FIRST_PASS_PROBES = 2;
 
 /** The lists' rows and buffers shared by the passes of one search. */
 interface ScanState {
-  queries: Features;
+  /** all query rows, as the list products' gather source */
+  queryRows: OrtTensor;
+  dim: number;
   /** base row ids by list */
   lists: ListGroups;
   /** the base rows in list order (list l: rows lists.start[l]..lists.start[l+1]) */
   listRows: Float32Array;
   top: RowTopK;
   sessions: IvfSessions;
-  qbuf: Float32Array;
   tbuf: Float32Array;
   onPairs: (pairs: number) => void;
 }
@@ -433,8 +453,8 @@ interface ScanState {
  * or above them — the others cannot enter a top-k whose threshold only rises, so the result is the same.
  */
 async function scanPass(state: ScanState, probing: ListGroups, above: boolean): Promise<void> {
-  const { queries, lists, listRows, top, sessions, qbuf, tbuf } = state;
-  const dim = queries.dim, nlist = lists.start.length - 1;
+  const { queryRows, dim, lists, listRows, top, sessions, tbuf } = state;
+  const nlist = lists.start.length - 1;
   const listIds = lists.members, queryIds = probing.members;
   for (let l = 0; l < nlist; l++) {
     const l0 = lists.start[l]!, l1 = lists.start[l + 1]!, len = l1 - l0;
@@ -444,14 +464,14 @@ async function scanPass(state: ScanState, probing: ListGroups, above: boolean): 
     const qb = Math.max(1, Math.min(MAX_QUERY_BLOCK, Math.floor(BLOCK_ENTRIES / len)));
     for (let b0 = p0; b0 < p1; b0 += qb) {
       const b1 = Math.min(p1, b0 + qb);
-      const q = gather(queries.data, dim, { ids: queryIds, from: b0, to: b1, out: qbuf });
+      const ids = queryIds.subarray(b0, b1);
       if (above) {
         for (let r = b0; r < b1; r++) tbuf[r - b0] = top.threshold(queryIds[r]!);
-        const hits = await sessions.multiplyAbove(q, x, tbuf.subarray(0, b1 - b0));
+        const hits = await sessions.multiplyAbove(queryRows, ids, { x, t: tbuf.subarray(0, b1 - b0) });
         const { rows, cols, sims } = hits;
         for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, listIds[l0 + cols[t]!]!);
       } else {
-        const s = await sessions.multiply(q, x);
+        const s = await sessions.multiply(queryRows, ids, x);
         for (let r = b0; r < b1; r++) {
           top.offerGathered(queryIds[r]!, s, { off: (r - b0) * len, len, ids: listIds, idOff: l0 });
         }
@@ -528,12 +548,12 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
     const top = new RowTopK(nq, k);
     let done = 0;
     const state: ScanState = {
-      queries,
+      queryRows: sessions.queryTensor(queries),
+      dim,
       lists,
       listRows,
       top,
       sessions,
-      qbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK) * dim),
       tbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK)),
       onPairs: (pairs) => {
         done += pairs;
