@@ -28,7 +28,7 @@ import { int64Initializer, OnnxType } from "../gpu/onnx.ts";
 import { createSession, loadOrt } from "../gpu/ort.ts";
 
 /** Peak resident set size of this process in bytes (Linux VmHWM), or the current RSS elsewhere. */
-function peakRss(): number {
+export function peakRss(): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
     if (m) return Number(m[1]) * 1024;

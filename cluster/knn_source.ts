@@ -1,7 +1,7 @@
 /**
- * Where the stages get kNN graphs: building one from features (exact search on a backend, or HNSW, with recall
- * measured on a sample), the kNN artifact with its sidecar, and loading a dataset's kNN file once per run — built
- * when missing (the original's `build_knns`).
+ * Where the stages get kNN graphs: building one from features (exact search on a backend, or an approximate index —
+ * HNSW or IVF — with recall measured on a sample), the kNN artifact with its sidecar, and loading a dataset's kNN
+ * file once per run — built when missing (the original's `build_knns`).
  * @module
  */
 import { join } from "node:path";
@@ -18,18 +18,41 @@ import {
 import { LtcError } from "../shared/errors.ts";
 import { type Features, readFeatures } from "../shared/features.ts";
 import { knnFileName, type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
-import { log } from "../shared/progress.ts";
+import { log, Progress } from "../shared/progress.ts";
 import type { BackendChoice } from "../gpu/device.ts";
-import { exactKnn, type GpuSweepStats, hnswKnn, type HnswParams, hnswParams } from "../gpu/knn/mod.ts";
+import {
+  exactKnn,
+  type GpuSweepStats,
+  hnswKnn,
+  type HnswParams,
+  hnswParams,
+  ivfKnn,
+  ivfLabel,
+  type IvfOptions,
+  type IvfParams,
+  ivfParams,
+  type IvfStats,
+} from "../gpu/knn/mod.ts";
 
-/** kNN methods the proposal stage accepts (the original's choices). */
-export const KNN_METHODS = ["faiss", "hnsw"] as const;
+/**
+ * kNN methods the proposal and baseline stages accept, which are also the kNN file names' stems: the original's
+ * `faiss` (exact) and `hnsw`, and `ivf` (this tool's inverted-file index, file `ivf_k_<k>.npz`).
+ */
+export const KNN_METHODS = ["faiss", "hnsw", "ivf"] as const;
 /** One of {@linkcode KNN_METHODS}. */
 export type KnnMethod = typeof KNN_METHODS[number];
 
-/** kNN methods: `exact` (file name `faiss_…`, as the original's IndexFlatIP) or `hnsw`. `faiss` = `exact`. */
-export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw"] as const;
+/** kNN methods: `exact` (file name `faiss_…`, as the original's IndexFlatIP), `hnsw` or `ivf`. `faiss` = `exact`. */
+export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw", "ivf"] as const;
 export type KnnStageMethod = typeof KNN_STAGE_METHODS[number];
+
+/** IVF parameters of the kNN stage (see gpu/knn/ivf.ts; defaults from `ivfParams`). */
+export type IvfStageOptions = Pick<IvfOptions, "nlist" | "nprobe" | "trainPerList" | "iterations" | "seed">;
+
+/** The search a kNN method (file stem) stands for: `faiss` is exact search. */
+export function searchMethodOf(method: KnnStageMethod | KnnMethod): "exact" | "hnsw" | "ivf" {
+  return method === "hnsw" || method === "ivf" ? method : "exact";
+}
 
 /** Options of {@linkcode buildKnn}. */
 export interface BuildKnnOptions {
@@ -40,7 +63,9 @@ export interface BuildKnnOptions {
   backend?: BackendChoice;
   /** HNSW graph degree, construction beam, search beam, seed, worker shards */
   hnsw?: { m?: number; efConstruction?: number; ef?: number; seed?: number; shards?: number };
-  /** rows sampled to measure HNSW recall@k against exact search (default 1000; 0 = skip) */
+  /** IVF lists, probes, training sample per list, k-means iterations, seed */
+  ivf?: IvfStageOptions;
+  /** rows sampled to measure HNSW / IVF recall@k against exact search (default 1000; 0 = skip) */
   recallSample?: number;
   /** progress bars on stderr (TTY only; default true) */
   progress?: boolean;
@@ -49,13 +74,15 @@ export interface BuildKnnOptions {
 /** Result of {@linkcode buildKnn}. */
 export interface BuildKnnResult {
   graph: KnnGraph;
-  /** `exact` or `hnsw` */
-  method: "exact" | "hnsw";
+  /** `exact`, `hnsw` or `ivf` */
+  method: "exact" | "hnsw" | "ivf";
   /** backend label, e.g. `cpu (onnxruntime-node)` */
   backend: string;
   /** resolved HNSW parameters (hnsw only) */
   hnsw?: HnswParams & { shards: number };
-  /** recall@k of the HNSW rows against exact search on a sample (hnsw only) */
+  /** resolved IVF parameters, what the search did, build and query seconds (ivf only) */
+  ivf?: IvfParams & IvfStats & { buildSeconds: number; querySeconds: number };
+  /** recall@k of the HNSW / IVF rows against exact search on a sample (approximate methods only) */
   recall?: { sample: number; recallAtK: number; backend: string };
   /** host round trips and submits of a WebGPU sweep (sidecar `gpu_sweep`) */
   gpu?: GpuSweepStats;
@@ -88,11 +115,11 @@ export function recallAtK(approx: KnnGraph, exact: KnnGraph, rows: Int32Array): 
 
 /**
  * Build the kNN graph of in-memory features (rows already normalised as wanted): exact inner-product search on the
- * chosen backend, or HNSW. Other stages call this when a kNN file is missing.
+ * chosen backend, HNSW or IVF. Other stages call this when a kNN file is missing.
  */
 export async function buildKnn(features: Features, options: BuildKnnOptions): Promise<BuildKnnResult> {
   const { k } = options;
-  const method = options.method === "hnsw" ? "hnsw" : "exact";
+  const method = searchMethodOf(options.method ?? "exact");
   if (!(Number.isInteger(k) && k > 0)) throw new LtcError(`knn: --k must be a positive integer, got ${k}`);
   if (k >= features.n) {
     throw new LtcError(`knn: k = ${k} must be smaller than the number of feature rows (${features.n})`);
@@ -106,16 +133,38 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
     );
     return { graph: r.graph, method, backend: r.backend, timings, ...(r.gpu ? { gpu: r.gpu } : {}) };
   }
-  const shards = options.hnsw?.shards ?? 1;
-  const h = await timings.stepAsync("hnsw", () => hnswKnn(features, { k, ...options.hnsw, shards }));
-  const graph: KnnGraph = { n: features.n, k, nbrs: h.nbrs, dists: h.dists };
-  const result: BuildKnnResult = {
-    graph,
-    method,
-    backend: `cpu (hnswlib-wasm${h.shards > 1 ? `, ${h.shards} worker shards` : ""})`,
-    hnsw: { ...h.params, shards: h.shards },
-    timings,
-  };
+  let result: BuildKnnResult;
+  if (method === "ivf") {
+    const bar = options.progress === false ? undefined : new Progress("knn ivf", 1000);
+    let shown = 0;
+    const onProgress = bar && ((fraction: number) => {
+      const now = Math.min(1000, Math.floor(fraction * 1000));
+      if (now > shown) {
+        bar.tick(now - shown);
+        shown = now;
+      }
+    });
+    const r = await timings.stepAsync("ivf", () => ivfKnn(features, { k, ...options.ivf, onProgress }));
+    bar?.done();
+    result = {
+      graph: { n: features.n, k, nbrs: r.nbrs, dists: r.dists },
+      method,
+      backend: ivfLabel(r.label),
+      ivf: { ...r.params, ...r.stats, buildSeconds: r.buildSeconds, querySeconds: r.querySeconds },
+      timings,
+    };
+  } else {
+    const shards = options.hnsw?.shards ?? 1;
+    const h = await timings.stepAsync("hnsw", () => hnswKnn(features, { k, ...options.hnsw, shards }));
+    result = {
+      graph: { n: features.n, k, nbrs: h.nbrs, dists: h.dists },
+      method,
+      backend: `cpu (hnswlib-wasm${h.shards > 1 ? `, ${h.shards} worker shards` : ""})`,
+      hnsw: { ...h.params, shards: h.shards },
+      timings,
+    };
+  }
+  const graph = result.graph;
   const sample = options.recallSample ?? 1000;
   if (sample > 0) {
     const rows = sampleRows(features.n, sample);
@@ -141,31 +190,39 @@ export interface KnnStageOptions extends BuildKnnOptions {
   force?: boolean;
 }
 
-/** Path of the kNN artifact: `PREFIX/knns/NAME/<faiss|hnsw>_k_<k>.npz`. */
+/** Path of the kNN artifact: `PREFIX/knns/NAME/<faiss|hnsw|ivf>_k_<k>.npz`. */
 export function knnArtifactPath(prefix: string, name: string, method: KnnStageMethod, k: number): string {
-  return join(prefix, "knns", name, knnFileName(method === "hnsw" ? "hnsw" : "faiss", k));
+  const search = searchMethodOf(method);
+  return join(prefix, "knns", name, knnFileName(search === "exact" ? "faiss" : search, k));
 }
 
-/** The parameters a kNN artifact's sidecar records: what decides whether the file is up to date. */
+/**
+ * The parameters a kNN artifact's sidecar records: what decides whether the file is up to date. IVF defaults
+ * depend on the row count `n`, so they are recorded resolved (as given when `n` is unknown).
+ */
 function knnArtifactParams(
   method: KnnStageMethod,
   k: number,
   source: FeatureSource,
-  hnsw?: BuildKnnOptions["hnsw"],
+  options: { hnsw?: BuildKnnOptions["hnsw"]; ivf?: IvfStageOptions; n?: number },
 ): Record<string, unknown> {
+  const search = searchMethodOf(method);
+  const { hnsw, ivf, n } = options;
   return {
-    method: method === "hnsw" ? "hnsw" : "exact",
+    method: search,
     k,
     dim: source.dim ?? 256,
     normalize: source.normalize ?? true,
     center: source.center ?? false,
-    ...(method === "hnsw" ? { hnsw: { ...hnswParams({ k, ...hnsw }), shards: hnsw?.shards ?? 1 } } : {}),
+    ...(search === "hnsw" ? { hnsw: { ...hnswParams({ k, ...hnsw }), shards: hnsw?.shards ?? 1 } } : {}),
+    ...(search === "ivf" ? { ivf: n === undefined ? { ...ivf } : ivfParams(n, { ...ivf }) } : {}),
   };
 }
 
 /**
  * Build the kNN graph of a feature file and write it to `path` (the original's layout) with its sidecar: parameters,
- * input hash, backend, timings, the GEMM rate of exact search and, for HNSW, recall on a sample. With `release` the
+ * input hash, backend, timings, the GEMM rate of exact search and, for HNSW and IVF, recall on a sample (IVF: also
+ * its training sample, list sizes, share of pairs scanned, build and query times). With `release` the
  * features are dropped from the cache before the write's large buffers (part1: 598 MB).
  */
 export async function writeKnnArtifact(
@@ -192,7 +249,7 @@ export async function writeKnnArtifact(
   const flop = 2 * n * n * dim;
   writeSidecar(path, {
     stage: "knn",
-    params: knnArtifactParams(options.method, k, source, options.hnsw),
+    params: knnArtifactParams(options.method, k, source, { hnsw: options.hnsw, ivf: options.ivf, n }),
     inputs: [source.path],
     backend: result.backend,
     timings: t,
@@ -202,6 +259,18 @@ export async function writeKnnArtifact(
       k,
       ...(result.method === "exact" && t.steps.exact_knn
         ? { gflop_per_s: Number((flop / t.steps.exact_knn / 1e9).toFixed(1)) }
+        : {}),
+      ...(result.ivf
+        ? {
+          ivf: {
+            train_rows: result.ivf.trainRows,
+            empty_lists: result.ivf.emptyLists,
+            largest_list: result.ivf.largestList,
+            scanned_fraction: Number(result.ivf.scannedFraction.toPrecision(4)),
+            build_seconds: Number(result.ivf.buildSeconds.toFixed(2)),
+            query_seconds: Number(result.ivf.querySeconds.toFixed(2)),
+          },
+        }
         : {}),
       ...(result.recall ? { recall: result.recall } : {}),
       ...(result.gpu
@@ -234,7 +303,11 @@ export async function runKnnStage(
     center: options.center ?? false,
   };
   const path = knnArtifactPath(options.prefix, options.name, method, options.k);
-  const params = knnArtifactParams(method, options.k, source, options.hnsw);
+  const params = knnArtifactParams(method, options.k, source, {
+    hnsw: options.hnsw,
+    ivf: options.ivf,
+    n: new FeatureCache(source).rowCount(),
+  });
   if (!options.force && isUpToDate(path, params, [source.path])) {
     log(`knn: ${path} is up to date (use --force to rebuild)`);
     return { path, skipped: true };
@@ -327,9 +400,10 @@ export function staleKnnReason(path: string, features: FeatureCache): LtcError |
 }
 
 /**
- * Load the kNN graph `path`, building it from `features` with exact kNN when the file is missing (the original's
- * `build_knns`). A file that is stale for these features ({@linkcode staleKnnReason}) is an error naming both,
- * or is rebuilt with `force`. A graph whose N differs from the features' row count is an error naming both.
+ * Load the kNN graph `path`, building it from `features` when the file is missing (the original's `build_knns`):
+ * exact search for `faiss`, HNSW or IVF (default parameters) for `hnsw` / `ivf`. A file that is stale for these
+ * features ({@linkcode staleKnnReason}) is an error naming both, or is rebuilt with `force`. A graph whose N
+ * differs from the features' row count is an error naming both.
  */
 export async function loadOrBuildKnn(
   path: string,
@@ -356,7 +430,7 @@ export async function loadOrBuildKnn(
   } else {
     ensureWritable(path);
     log(`knn: building ${path} (${options.knnMethod}, k ${options.k})`);
-    const method = options.knnMethod === "hnsw" ? "hnsw" : "exact";
+    const method = searchMethodOf(options.knnMethod);
     graph = (await writeKnnArtifact(path, { features, k: options.k, method, backend: options.backend })).graph;
   }
   const n = features.rowCount();

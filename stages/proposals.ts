@@ -2,7 +2,7 @@
  * Stage `proposals`: cluster proposals from super vertices (reference §3), in the original's folder layout.
  *
  *     deno task proposals --prefix DIR --name NAME [--k 80] [--th-knn 0.7] [--th-step 0.05] [--minsz 3] [--maxsz 300]
- *         [--knn-method faiss|hnsw] [--oprefix DIR/cluster_proposals] [--dim 256] [--no-normalize] [--center]
+ *         [--knn-method faiss|hnsw|ivf] [--oprefix DIR/cluster_proposals] [--dim 256] [--no-normalize] [--center]
  *     deno task proposals --prefix DIR --name NAME --sv-labels <iter0 folder>/pred_labels.txt [--k 3] [--th-knn 0.6]
  *         [--maxsz 500] [--sv-minsz 2] [--sv-maxsz 5]
  *     deno task proposals --prefix DIR --name NAME --config configs/proposals/ms1m_8_prpsls.yaml

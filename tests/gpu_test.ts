@@ -167,8 +167,8 @@ Deno.test("knn registry: approximate indexes open by name with checked parameter
   assert.deepEqual(run.params, { m: 8, efConstruction: 40, ef: 50, seed: 100, shards: 1 });
   assert.equal(run.label, "cpu (hnswlib-wasm)");
   await assert.rejects(
-    openKnnIndex("ivf"),
-    (e: Error) => e instanceof LtcError && /unknown kNN index ivf/.test(e.message),
+    openKnnIndex("annoy"),
+    (e: Error) => e instanceof LtcError && /unknown kNN index annoy/.test(e.message),
   );
   await assert.rejects(
     openKnnIndex("hnsw", { nprobe: 4 }),

@@ -18,7 +18,7 @@ import {
   labelsToClustering,
   superVertex,
 } from "../graph.ts";
-import { buildKnn, FeatureCache, loadOrBuildKnn } from "../knn_source.ts";
+import { buildKnn, FeatureCache, loadOrBuildKnn, searchMethodOf } from "../knn_source.ts";
 import { invalidateProposalFolder, type ProposalResult, reuseProposalFolder } from "./basic.ts";
 import { filterClusters, writeProposalFolder } from "./folder.ts";
 import { checkIterParams, iterFolderName, type IterProposalParams, parseProposalFolderName } from "./params.ts";
@@ -143,7 +143,7 @@ export async function generateIterProposals(options: IterProposalOptions): Promi
     if (p.knnMethod === "hnsw") l2NormalizeRows(svFeat.data, svFeat.n, svFeat.dim, `${options.svLabels} (means)`);
     const res = await buildKnn(svFeat, {
       k: p.k,
-      method: p.knnMethod === "hnsw" ? "hnsw" : "exact",
+      method: searchMethodOf(p.knnMethod),
       backend: options.backend,
       recallSample: 0,
       progress: false,

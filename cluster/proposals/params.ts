@@ -65,7 +65,10 @@ export function checkParams(p: BasicProposalParams, where: string): void {
   const ok = (c: boolean, what: string) => {
     if (!c) throw new LtcError(`${where}: ${what}`);
   };
-  ok((KNN_METHODS as readonly string[]).includes(p.knnMethod), `knn_method must be faiss or hnsw, got ${p.knnMethod}`);
+  ok(
+    (KNN_METHODS as readonly string[]).includes(p.knnMethod),
+    `knn_method must be one of ${KNN_METHODS.join(", ")}, got ${p.knnMethod}`,
+  );
   ok(Number.isInteger(p.k) && p.k >= 1, `k must be a positive integer, got ${p.k}`);
   ok(Number.isFinite(p.thKnn) && p.thKnn >= 0 && p.thKnn <= 1, `th_knn must be a similarity in [0, 1], got ${p.thKnn}`);
   ok(Number.isFinite(p.thStep) && p.thStep > 0 && p.thStep <= 1, `th_step must be in (0, 1], got ${p.thStep}`);

@@ -5,7 +5,7 @@
  *   build loads);
  * - `webgpu`: hand-written WGSL, tiled inner products with a fused per-row top-k;
  * - `auto`: WebGPU on a real GPU, the CPU twin otherwise (a software adapter such as llvmpipe is slower).
- * Approximate indexes (HNSW) are opened by name through {@linkcode openKnnIndex}.
+ * Approximate indexes (HNSW, IVF) are opened by name through {@linkcode openKnnIndex}.
  *
  * Output rows follow faiss: neighbours by descending similarity (ties: ascending id), self normally first with
  * distance ≈ 0, distance = 1 − similarity in float32. No backend ever materialises the N×N similarity matrix.
@@ -192,6 +192,17 @@ export async function pairsWithinDistance(
 export { dotAt } from "./cpu_js.ts";
 export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.ts";
 export { hnswKnn, hnswLabel, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
+export {
+  DEFAULT_NPROBE,
+  defaultNlist,
+  ivfKnn,
+  ivfLabel,
+  type IvfOptions,
+  type IvfParams,
+  ivfParams,
+  type IvfResult,
+  type IvfStats,
+} from "./ivf.ts";
 export type {
   ExactKnnBackend,
   GpuSweepStats,

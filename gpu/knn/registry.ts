@@ -9,13 +9,14 @@ import type { ExactBackendEntry, ExactKnnBackend, IndexBackendEntry, IndexKnnBac
 import { typescriptBackend } from "./cpu_js.ts";
 import { onnxruntimeBackend } from "./cpu_ort.ts";
 import { hnswBackend } from "./hnsw.ts";
+import { ivfBackend } from "./ivf.ts";
 import { webgpuBackend } from "./webgpu.ts";
 
 /** Exact backends: the first of the resolved device that opens here runs (TypeScript always opens). */
 export const EXACT_KNN_BACKENDS: readonly ExactBackendEntry[] = [webgpuBackend, onnxruntimeBackend, typescriptBackend];
 
 /** Approximate indexes, by name. */
-export const KNN_INDEXES: readonly IndexBackendEntry[] = [hnswBackend];
+export const KNN_INDEXES: readonly IndexBackendEntry[] = [hnswBackend, ivfBackend];
 
 /**
  * The exact backend for a `--backend` choice: `auto` / `webgpu` / `cpu` resolve to a device as

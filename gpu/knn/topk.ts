@@ -93,6 +93,29 @@ export class RowTopK {
     }
   }
 
+  /**
+   * Offer `len` candidates with similarities `sims[off..off+len)` and ids `ids[idOff..idOff+len)` (any order) to a
+   * row: the threshold test runs inline, so the common rejected candidate costs one comparison.
+   */
+  offerGathered(
+    row: number,
+    sims: Float32Array,
+    at: { off: number; len: number; ids: Int32Array; idOff: number },
+  ): void {
+    const { off, len, ids, idOff } = at;
+    const base = row * this.k;
+    const hs = this.sims, hi = this.ids;
+    let thr = hs[base]!;
+    for (let t = 0; t < len; t++) {
+      const s = sims[off + t]!;
+      if (s < thr) continue;
+      const id = ids[idOff + t]!;
+      if (s === thr && id >= hi[base]!) continue;
+      this.#replaceRoot(base, s, id);
+      thr = hs[base]!;
+    }
+  }
+
   /** Merge candidate lists (k per row, −1 ids skipped) given as parallel arrays starting at row `row0`. */
   offerRows(row0: number, count: number, width: number, sims: Float32Array, ids: Int32Array | BigInt64Array): void {
     const big = ids instanceof BigInt64Array;

@@ -1,0 +1,619 @@
+/**
+ * Approximate kNN with an inverted-file index (IVF: faiss `IndexIVFFlat` with inner product), on onnxruntime.
+ *
+ * Build: `nlist` coarse centroids by spherical k-means (Lloyd: assign by largest inner product, centroid = the
+ * normalised mean of its rows) on a seeded random sample of `trainPerList · nlist` rows, started from `nlist` sample
+ * rows; every base row then joins the list of its most similar centroid. Search: every query ranks the centroids by
+ * inner product and scans the lists of its `nprobe` best. The scan is organised by list so that onnxruntime does
+ * matrix products: for each list, the queries probing it are gathered into blocks and multiplied by the list's rows
+ * (one SGEMM per block), and every query row keeps a running top-k ({@linkcode RowTopK}: similarity desc, ties by
+ * ascending id) merged across its lists. Every candidate's similarity is a float32 SGEMM inner product, as in the
+ * exact onnxruntime search, so with `nprobe = nlist` the rows equal exact search's, ties included — up to the last
+ * bit of a similarity: onnxruntime's SGEMM splits long sums (256 dimensions) differently for narrow products and
+ * takes a GEMV path for one-row blocks, so values can depend on the block shapes (below 128 dimensions they match
+ * bit for bit in tests/ivf_test.ts).
+ *
+ * Two passes keep TypeScript's share small: first every query's 2 nearest lists (they hold most of its neighbours,
+ * so its top-k threshold is near its final value afterwards), then the other probes with the queries' thresholds fed
+ * to the graph, which returns only the entries at or above them.
+ *
+ * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
+ * assignments, the base rows' lists and the queries' probes. When the queries are the base rows one pass gives
+ * both, and a row's own list is its first probe, so a row always finds itself (as faiss's IVF does).
+ *
+ * Defaults (nlist = 12·√N, nprobe 192, 16 training rows per list, 5 iterations) were chosen on the synthetic
+ * benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows (bench/ivf.ts). Its
+ * identities have several modes (pose-like directions shared by everyone), and a row's last neighbours are often
+ * rows of other identities in the same mode: lists fine enough to separate modes (≈ 64 rows at 584K) let the
+ * ranking find them, where coarse lists (4·√N) need a quarter of all lists for the same recall.
+ *
+ * Lists: a centroid left without training rows takes the training row least similar to its centroid (the worst
+ * served row), so training ends with `nlist` centroids; a list can still end up empty when every base row prefers
+ * another centroid — a query that probes it scans nothing there (documented fallback, counted in
+ * {@linkcode IvfStats}). A query whose probed lists hold fewer than k rows is padded with id −1, distance 1.
+ *
+ * Deterministic: the sample and the initial centroids come from the seeded {@linkcode Rng}; onnxruntime's SGEMM
+ * and TopK are deterministic for a given build and thread count (as for exact search, another CPU kind can round
+ * the last bit of a similarity differently).
+ * @module
+ */
+import { LtcError } from "../../shared/errors.ts";
+import type { Features } from "../../shared/features.ts";
+import { Rng } from "../../shared/random.ts";
+import { backendLabel } from "../device.ts";
+import { type OnnxModel, OnnxType } from "../onnx.ts";
+import { createSession, loadOrt, type OrtRuntime, type OrtSession, type OrtTensor } from "../ort.ts";
+import type { IndexBackendEntry } from "./backend.ts";
+import { RowTopK } from "./topk.ts";
+
+const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32;
+
+/** IVF parameters (all but k optional: defaults from {@linkcode ivfParams}). */
+export interface IvfOptions {
+  /** neighbours per query row (self included) */
+  k: number;
+  /** number of lists (coarse centroids); default {@linkcode defaultNlist} of the base row count */
+  nlist?: number;
+  /** lists scanned per query; default {@linkcode DEFAULT_NPROBE} (at most nlist) */
+  nprobe?: number;
+  /** training sample rows per centroid (default 16; the sample is all rows when that exceeds them) */
+  trainPerList?: number;
+  /** Lloyd iterations of the coarse k-means (default 5) */
+  iterations?: number;
+  /** seed of the training sample and initial centroids (default 100) */
+  seed?: number;
+  /** called with the completed fraction */
+  onProgress?: (fraction: number) => void;
+  /**
+   * (query, probe) pairs grouped at once in the second pass (default 2²⁴: 64 MiB of indices); a tuning knob: the
+   * rows do not depend on it beyond the last bit of a similarity (block shapes change)
+   */
+  pairsPerChunk?: number;
+}
+
+/** Resolved IVF parameters, as recorded in sidecars. */
+export interface IvfParams {
+  nlist: number;
+  nprobe: number;
+  trainPerList: number;
+  iterations: number;
+  seed: number;
+}
+
+/** What one IVF search did, beyond its rows. */
+export interface IvfStats {
+  /** rows of the k-means training sample */
+  trainRows: number;
+  /** lists without any base row */
+  emptyLists: number;
+  /** rows of the largest list */
+  largestList: number;
+  /** query–row similarities computed, as a share of the exact search's queries × base rows */
+  scannedFraction: number;
+}
+
+/** Default lists scanned per query (see the module header). */
+export const DEFAULT_NPROBE = 192;
+
+/** Default number of lists for `n` base rows: 12·√n (rounded), at least 1 and at most n. */
+export function defaultNlist(n: number): number {
+  return Math.max(1, Math.min(n, Math.round(12 * Math.sqrt(n))));
+}
+
+/**
+ * Fill in defaults for `n` base rows and validate. Explicit bad values are errors (`nlist > n`, `nprobe > nlist`,
+ * non-positive or non-integer values); the default nprobe is capped at nlist.
+ */
+export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress" | "pairsPerChunk">): IvfParams {
+  const check = (name: string, v: number, min: number) => {
+    if (!(Number.isInteger(v) && v >= min)) {
+      throw new LtcError(`ivf: ${name} must be an integer ≥ ${min}, got ${v}`);
+    }
+  };
+  if (!(Number.isInteger(n) && n >= 1)) throw new LtcError(`ivf: the base has no rows`);
+  const nlist = options.nlist ?? defaultNlist(n);
+  check("nlist", nlist, 1);
+  if (nlist > n) throw new LtcError(`ivf: nlist (${nlist}) exceeds the number of base rows (${n})`);
+  const nprobe = options.nprobe ?? Math.min(nlist, DEFAULT_NPROBE);
+  check("nprobe", nprobe, 1);
+  if (nprobe > nlist) throw new LtcError(`ivf: nprobe (${nprobe}) exceeds nlist (${nlist})`);
+  const p = {
+    nlist,
+    nprobe,
+    trainPerList: options.trainPerList ?? 16,
+    iterations: options.iterations ?? 5,
+    seed: options.seed ?? 100,
+  };
+  check("trainPerList", p.trainPerList, 1);
+  check("iterations", p.iterations, 0);
+  check("seed", p.seed, 0);
+  return p;
+}
+
+/** Entries of one similarity block held inside onnxruntime (16 MiB of float32). */
+const BLOCK_ENTRIES = 1 << 22;
+/** Most query rows of one list product (the SGEMM's M). */
+const MAX_QUERY_BLOCK = 8192;
+/** Most rows of one centroid-ranking run. */
+const MAX_RANK_BLOCK = 2048;
+
+/** Graph ranking centroids: `V, I = TopK_K(A · Cᵀ)`, largest first, ids as int32. */
+function rankModel(dim: number): OnnxModel {
+  return {
+    nodes: [
+      { op: "Gemm", inputs: ["A", "C"], outputs: ["S"], attrs: { transB: 1 } },
+      { op: "TopK", inputs: ["S", "K"], outputs: ["V", "I64"], attrs: { axis: -1, largest: 1, sorted: 1 } },
+      { op: "Cast", inputs: ["I64"], outputs: ["I"], attrs: { to: I32 } },
+    ],
+    inputs: [
+      { name: "A", type: F32, dims: ["m", dim] },
+      { name: "C", type: F32, dims: ["c", dim] },
+      { name: "K", type: OnnxType.INT64, dims: [1] },
+    ],
+    outputs: [{ name: "V", type: F32, dims: ["m", "p"] }, { name: "I", type: I32, dims: ["m", "p"] }],
+  };
+}
+
+/**
+ * The query block of a list product, gathered inside onnxruntime: `Q = D[I]` for all query rows D and the block's
+ * row ids I (a TypeScript copy loop cost as much as the SGEMM; onnxruntime's Gather almost nothing).
+ */
+const GATHER_QUERIES = { op: "Gather", inputs: ["D", "I"], outputs: ["Q"], attrs: { axis: 0 } };
+
+/** Inputs of both list-product graphs: all query rows, a block's row ids, the list's rows. */
+function productInputs(dim: number) {
+  return [
+    { name: "D", type: F32, dims: ["n", dim] },
+    { name: "I", type: I32, dims: ["b"] },
+    { name: "X", type: F32, dims: ["c", dim] },
+  ];
+}
+
+/** Graph of one list product: `S = D[I] · Xᵀ`. */
+function productModel(dim: number): OnnxModel {
+  return {
+    nodes: [GATHER_QUERIES, { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } }],
+    inputs: productInputs(dim),
+    outputs: [{ name: "S", type: F32, dims: ["b", "c"] }],
+  };
+}
+
+/**
+ * Graph of one list product keeping only the entries at or above their row's threshold: `S = D[I] · Xᵀ`, positions
+ * P (2 × count, int32, row-major order) of `S[i, j] ≥ T[i]` and their values V.
+ */
+function productAboveModel(dim: number): OnnxModel {
+  return {
+    nodes: [
+      GATHER_QUERIES,
+      { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
+      { op: "GreaterOrEqual", inputs: ["S", "T"], outputs: ["keep"] },
+      { op: "NonZero", inputs: ["keep"], outputs: ["pos64"] },
+      { op: "Transpose", inputs: ["pos64"], outputs: ["at"], attrs: { perm: [1, 0] } },
+      { op: "GatherND", inputs: ["S", "at"], outputs: ["V"] },
+      { op: "Cast", inputs: ["pos64"], outputs: ["P"], attrs: { to: I32 } },
+    ],
+    inputs: [...productInputs(dim), { name: "T", type: F32, dims: ["b", 1] }],
+    outputs: [{ name: "P", type: I32, dims: [2, "count"] }, { name: "V", type: F32, dims: ["count"] }],
+  };
+}
+
+/** The onnxruntime sessions of an IVF search. */
+class IvfSessions {
+  private constructor(
+    readonly rt: OrtRuntime,
+    readonly dim: number,
+    readonly sessions: { rank: OrtSession; product: OrtSession; productAbove: OrtSession },
+  ) {}
+
+  static async create(dim: number): Promise<IvfSessions> {
+    const rt = await loadOrt();
+    // TypeScript runs between every two runs (gathers, top-k merges): worker threads must not spin meanwhile
+    return new IvfSessions(rt, dim, {
+      rank: await createSession(rt, rankModel(dim), { spin: false }),
+      product: await createSession(rt, productModel(dim), { spin: false }),
+      productAbove: await createSession(rt, productAboveModel(dim), { spin: false }),
+    });
+  }
+
+  /**
+   * The `count` most similar centroids of each of the `rows` rows of `x` (row-major), best first (ties: lower
+   * centroid id first), handed to `each` block by block: the block's first row, ids and similarities (`count` per
+   * row).
+   */
+  async rank(
+    x: Float32Array,
+    rows: number,
+    opts: {
+      centroids: Float32Array;
+      nlist: number;
+      count: number;
+      each: (r0: number, ids: Int32Array, sims: Float32Array) => void;
+    },
+  ): Promise<void> {
+    const { centroids, nlist, count } = opts;
+    const { Tensor } = this.rt.ort;
+    const dim = this.dim;
+    const c = new Tensor("float32", centroids.subarray(0, nlist * dim), [nlist, dim]);
+    const kk = new Tensor("int64", BigInt64Array.of(BigInt(count)), [1]);
+    const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(BLOCK_ENTRIES / nlist)));
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const r1 = Math.min(rows, r0 + block);
+      const a = new Tensor("float32", x.subarray(r0 * dim, r1 * dim), [r1 - r0, dim]);
+      const out = await this.sessions.rank.run({ A: a, C: c, K: kk });
+      opts.each(r0, out.I!.data as Int32Array, out.V!.data as Float32Array);
+    }
+  }
+
+  /** The nearest centroid of each row and its similarity. */
+  async nearest(
+    x: Float32Array,
+    rows: number,
+    opts: { centroids: Float32Array; nlist: number },
+  ): Promise<{ ids: Int32Array; sims: Float32Array }> {
+    const ids = new Int32Array(rows), sims = new Float32Array(rows);
+    await this.rank(x, rows, {
+      ...opts,
+      count: 1,
+      each: (r0, i, v) => {
+        ids.set(i, r0);
+        sims.set(v, r0);
+      },
+    });
+    return { ids, sims };
+  }
+
+  /** All query rows as the tensor the list products gather from (wraps the rows, no copy). */
+  queryTensor(queries: Features): OrtTensor {
+    return new this.rt.ort.Tensor("float32", queries.data.subarray(0, queries.n * this.dim), [queries.n, this.dim]);
+  }
+
+  /** `S = D[ids] · Xᵀ` for the query rows D ({@linkcode queryTensor}) and row-major list rows x (c × dim). */
+  async multiply(d: OrtTensor, ids: Int32Array, x: Float32Array): Promise<Float32Array> {
+    const { Tensor } = this.rt.ort;
+    const out = await this.sessions.product.run({
+      D: d,
+      I: new Tensor("int32", ids, [ids.length]),
+      X: new Tensor("float32", x, [x.length / this.dim, this.dim]),
+    });
+    return out.S!.data as Float32Array;
+  }
+
+  /** The entries of `S = D[ids] · Xᵀ` at or above their row's threshold `t[i]`, in row-major order. */
+  async multiplyAbove(
+    d: OrtTensor,
+    ids: Int32Array,
+    opts: { x: Float32Array; t: Float32Array },
+  ): Promise<{ rows: Int32Array; cols: Int32Array; sims: Float32Array }> {
+    const { Tensor } = this.rt.ort;
+    const { x, t } = opts;
+    const b = ids.length;
+    const out = await this.sessions.productAbove.run({
+      D: d,
+      I: new Tensor("int32", ids, [b]),
+      X: new Tensor("float32", x, [x.length / this.dim, this.dim]),
+      T: new Tensor("float32", t, [b, 1]),
+    });
+    const p = out.P!.data as Int32Array, count = p.length / 2;
+    return { rows: p.subarray(0, count), cols: p.subarray(count), sims: out.V!.data as Float32Array };
+  }
+
+  async release(): Promise<void> {
+    for (const session of Object.values(this.sessions)) await session.release?.();
+  }
+}
+
+/** Copy rows `ids[from..to)` of `data` into `out` (row-major), returning the filled part. */
+function gather(
+  data: Float32Array,
+  dim: number,
+  sel: { ids: Int32Array; from: number; to: number; out: Float32Array },
+) {
+  const { ids, from, to, out } = sel;
+  for (let t = from; t < to; t++) {
+    const id = ids[t]!;
+    out.set(data.subarray(id * dim, id * dim + dim), (t - from) * dim);
+  }
+  return out.subarray(0, (to - from) * dim);
+}
+
+/** Seeded sample of `count` distinct row ids out of `n` (partial Fisher–Yates), in draw order. */
+function sampleIds(n: number, count: number, rng: Rng): Int32Array {
+  const ids = Int32Array.from({ length: n }, (_, i) => i);
+  for (let t = 0; t < count; t++) {
+    const j = t + rng.int(n - t);
+    const v = ids[t]!;
+    ids[t] = ids[j]!;
+    ids[j] = v;
+  }
+  return ids.slice(0, count);
+}
+
+/**
+ * Spherical k-means (Lloyd) of the `rows` rows of `x`, from the `count` centroids given (updated in place): assign
+ * each row to its most similar centroid, move each centroid to the normalised sum of its rows. A centroid left
+ * without rows takes the worst-served row (lowest similarity to its centroid; ties by row), one row each.
+ */
+async function lloyd(
+  x: Float32Array,
+  rows: number,
+  opts: { centroids: Float32Array; count: number; iterations: number; sessions: IvfSessions },
+): Promise<void> {
+  const { centroids, count, sessions } = opts;
+  const dim = sessions.dim;
+  const sums = new Float64Array(count * dim);
+  const counts = new Int32Array(count);
+  for (let it = 0; it < opts.iterations; it++) {
+    const { ids: label, sims } = await sessions.nearest(x, rows, { centroids, nlist: count });
+    sums.fill(0);
+    counts.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const c = label[r]!;
+      counts[c]!++;
+      for (let t = 0; t < dim; t++) sums[c * dim + t]! += x[r * dim + t]!;
+    }
+    const empty: number[] = [];
+    for (let c = 0; c < count; c++) if (counts[c] === 0) empty.push(c);
+    if (empty.length) {
+      const order = Int32Array.from({ length: rows }, (_, r) => r).sort((a, b) => sims[a]! - sims[b]! || a - b);
+      empty.forEach((c, e) => centroids.set(x.subarray(order[e]! * dim, order[e]! * dim + dim), c * dim));
+    }
+    for (let c = 0; c < count; c++) {
+      if (counts[c] === 0) continue;
+      let ss = 0;
+      for (let t = 0; t < dim; t++) ss += sums[c * dim + t]! ** 2;
+      if (!(ss > 0)) continue; // rows summing to zero: keep the previous centroid
+      const inv = 1 / Math.sqrt(ss);
+      for (let t = 0; t < dim; t++) centroids[c * dim + t] = sums[c * dim + t]! * inv;
+    }
+  }
+}
+
+/**
+ * Coarse centroids (nlist × dim, unit norm unless a cluster's rows sum to zero): spherical k-means
+ * ({@linkcode lloyd}) on a seeded sample of `trainPerList · nlist` rows (all rows when fewer), started from the
+ * first nlist sample rows (a random draw).
+ */
+export async function trainIvfCentroids(
+  base: Features,
+  params: IvfParams,
+): Promise<{ centroids: Float32Array; trainRows: number }> {
+  const sessions = await IvfSessions.create(base.dim);
+  try {
+    return await trainCentroids(base, params, sessions);
+  } finally {
+    await sessions.release();
+  }
+}
+
+/** {@linkcode trainIvfCentroids} on open sessions. */
+async function trainCentroids(
+  base: Features,
+  params: IvfParams,
+  sessions: IvfSessions,
+): Promise<{ centroids: Float32Array; trainRows: number }> {
+  const { nlist, iterations } = params;
+  const dim = base.dim;
+  const trainRows = Math.min(base.n, params.trainPerList * nlist);
+  const sample = sampleIds(base.n, trainRows, new Rng(params.seed, 0x1f5));
+  const train = gather(base.data, dim, { ids: sample, from: 0, to: trainRows, out: new Float32Array(trainRows * dim) });
+  const centroids = train.slice(0, nlist * dim);
+  await lloyd(train, trainRows, { centroids, count: nlist, iterations, sessions });
+  return { centroids, trainRows };
+}
+
+/** Rows grouped by list: `start[l]..start[l+1]` index `members`, ascending row ids within a list. */
+interface ListGroups {
+  start: Int32Array;
+  members: Int32Array;
+}
+
+/**
+ * Rows [r0, r1) grouped by list: row r belongs to the lists `lists[r·stride + p]` for ranks p in [from, to).
+ */
+function groupByList(
+  lists: Int32Array | Uint16Array,
+  opts: { nlist: number; stride: number; from: number; to: number; r0: number; r1: number },
+): ListGroups {
+  const { nlist, stride, from, to, r0, r1 } = opts;
+  const start = new Int32Array(nlist + 1);
+  for (let r = r0; r < r1; r++) for (let p = from; p < to; p++) start[lists[r * stride + p]! + 1]!++;
+  for (let l = 0; l < nlist; l++) start[l + 1]! += start[l]!;
+  const fill = start.slice(0, nlist);
+  const members = new Int32Array(start[nlist]!);
+  for (let r = r0; r < r1; r++) for (let p = from; p < to; p++) members[fill[lists[r * stride + p]!]!++] = r;
+  return { start, members };
+}
+
+/**
+ * Probe ranks scanned by the first pass: each query's nearest lists, which set its top-k threshold early (synthetic
+ * benchmark, 98K rows, nprobe 48: 162 heap insertions per row with 2, 175 with 1, 181 with 3, 416 in one pass).
+ */
+const FIRST_PASS_PROBES = 2;
+
+/** The lists' rows and buffers shared by the passes of one search. */
+interface ScanState {
+  /** all query rows, as the list products' gather source */
+  queryRows: OrtTensor;
+  dim: number;
+  /** base row ids by list */
+  lists: ListGroups;
+  /** the base rows in list order (list l: rows lists.start[l]..lists.start[l+1]) */
+  listRows: Float32Array;
+  top: RowTopK;
+  sessions: IvfSessions;
+  tbuf: Float32Array;
+  onPairs: (pairs: number) => void;
+}
+
+/**
+ * One pass: for every list, the queries probing it at the pass's ranks (`probing`), in blocks, multiplied by the
+ * list's rows. First pass (`above` false): every product row is merged into its query's top-k in TypeScript. Later
+ * passes (`above` true): the queries' current top-k thresholds go into the graph, which returns only the entries at
+ * or above them — the others cannot enter a top-k whose threshold only rises, so the result is the same.
+ */
+async function scanPass(state: ScanState, probing: ListGroups, above: boolean): Promise<void> {
+  const { queryRows, dim, lists, listRows, top, sessions, tbuf } = state;
+  const nlist = lists.start.length - 1;
+  const listIds = lists.members, queryIds = probing.members;
+  for (let l = 0; l < nlist; l++) {
+    const l0 = lists.start[l]!, l1 = lists.start[l + 1]!, len = l1 - l0;
+    const p0 = probing.start[l]!, p1 = probing.start[l + 1]!;
+    if (len === 0 || p0 === p1) continue;
+    const x = listRows.subarray(l0 * dim, l1 * dim);
+    const qb = Math.max(1, Math.min(MAX_QUERY_BLOCK, Math.floor(BLOCK_ENTRIES / len)));
+    for (let b0 = p0; b0 < p1; b0 += qb) {
+      const b1 = Math.min(p1, b0 + qb);
+      const ids = queryIds.subarray(b0, b1);
+      if (above) {
+        for (let r = b0; r < b1; r++) tbuf[r - b0] = top.threshold(queryIds[r]!);
+        const hits = await sessions.multiplyAbove(queryRows, ids, { x, t: tbuf.subarray(0, b1 - b0) });
+        const { rows, cols, sims } = hits;
+        for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, listIds[l0 + cols[t]!]!);
+      } else {
+        const s = await sessions.multiply(queryRows, ids, x);
+        for (let r = b0; r < b1; r++) {
+          top.offerGathered(queryIds[r]!, s, { off: (r - b0) * len, len, ids: listIds, idOff: l0 });
+        }
+      }
+      state.onPairs((b1 - b0) * len);
+    }
+  }
+}
+
+/** Result of {@linkcode ivfKnn}. */
+export interface IvfResult {
+  nbrs: Int32Array;
+  dists: Float32Array;
+  params: IvfParams;
+  stats: IvfStats;
+  /** training, and assigning the base rows to lists when the queries are other rows */
+  buildSeconds: number;
+  /** ranking the queries' probes (self search: which also assigns the base rows) and scanning the lists */
+  querySeconds: number;
+  /** the parts: k-means, assigning the base rows (0 for a self search), ranking the probes, the two scan passes */
+  phaseSeconds: { train: number; assign: number; rank: number; firstPass: number; secondPass: number };
+  /** which onnxruntime build ran */
+  label: string;
+}
+
+/** IVF kNN of every query row (default: the base rows) among the base rows (see the module header). */
+export async function ivfKnn(base: Features, options: IvfOptions & { queries?: Features }): Promise<IvfResult> {
+  const { k } = options;
+  const queries = options.queries ?? base;
+  const self = queries === base;
+  const { dim } = base;
+  if (!(Number.isInteger(k) && k >= 1)) throw new LtcError(`ivf: k must be a positive integer, got ${k}`);
+  if (k > base.n) throw new LtcError(`ivf: k = ${k} exceeds the number of base rows (${base.n})`);
+  if (queries.dim !== dim) throw new LtcError(`ivf: queries have dim ${queries.dim} but the base has dim ${dim}`);
+  if (base.data.length < base.n * dim || queries.data.length < queries.n * dim) {
+    throw new LtcError(`ivf: the data holds fewer values than rows × dim`);
+  }
+  const params = ivfParams(base.n, options);
+  const { nlist, nprobe } = params;
+  const nq = queries.n;
+  const sessions = await IvfSessions.create(dim);
+  try {
+    const t0 = performance.now();
+    const { centroids, trainRows } = await trainCentroids(base, params, sessions);
+    const tTrain = performance.now();
+    const home = self ? null : (await sessions.nearest(base.data, base.n, { centroids, nlist })).ids;
+    const t1 = performance.now();
+    // every query's probes, best first (16-bit ids while they fit: part1 scale, nprobe 300 → 350 MB, not 700)
+    const probes = nlist <= 0x10000 ? new Uint16Array(nq * nprobe) : new Int32Array(nq * nprobe);
+    await sessions.rank(queries.data, nq, {
+      centroids,
+      nlist,
+      count: nprobe,
+      each: (r0, ids) => probes.set(ids, r0 * nprobe),
+    });
+    const tRank = performance.now();
+    // a base row's list is its best centroid: the first probe when the queries are the base rows
+    const lists = groupByList(home ?? probes, { nlist, stride: home ? 1 : nprobe, from: 0, to: 1, r0: 0, r1: base.n });
+    const listRows = gather(base.data, dim, {
+      ids: lists.members,
+      from: 0,
+      to: base.n,
+      out: new Float32Array(base.n * dim),
+    });
+    let largestList = 0, emptyLists = 0;
+    for (let l = 0; l < nlist; l++) {
+      const len = lists.start[l + 1]! - lists.start[l]!;
+      largestList = Math.max(largestList, len);
+      if (len === 0) emptyLists++;
+    }
+    // rows scanned in all: Σ over queries and probes of the probed list's length
+    let total = 0;
+    for (let t = 0; t < probes.length; t++) total += lists.start[probes[t]! + 1]! - lists.start[probes[t]!]!;
+    const top = new RowTopK(nq, k);
+    let done = 0;
+    const state: ScanState = {
+      queryRows: sessions.queryTensor(queries),
+      dim,
+      lists,
+      listRows,
+      top,
+      sessions,
+      tbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK)),
+      onPairs: (pairs) => {
+        done += pairs;
+        options.onProgress?.(done / total);
+      },
+    };
+    // first pass: every query's nearest lists, all queries at once; second pass: the other probes, in query chunks
+    // (bounded index arrays)
+    const split = Math.min(nprobe, FIRST_PASS_PROBES);
+    const group = (from: number, r0: number, r1: number, to = nprobe) =>
+      groupByList(probes, { nlist, stride: nprobe, from, to, r0, r1 });
+    await scanPass(state, group(0, 0, nq, split), false);
+    const tFirst = performance.now();
+    if (split < nprobe) {
+      const chunk = Math.max(1, Math.floor((options.pairsPerChunk ?? 1 << 24) / (nprobe - split)));
+      for (let c0 = 0; c0 < nq; c0 += chunk) await scanPass(state, group(split, c0, Math.min(nq, c0 + chunk)), true);
+    }
+    const { nbrs, dists } = top.finishInPlace();
+    const t2 = performance.now();
+    return {
+      nbrs,
+      dists,
+      params,
+      stats: { trainRows, emptyLists, largestList, scannedFraction: total / (nq * base.n) },
+      buildSeconds: (t1 - t0) / 1000,
+      querySeconds: (t2 - t1) / 1000,
+      phaseSeconds: {
+        train: (tTrain - t0) / 1000,
+        assign: (t1 - tTrain) / 1000,
+        rank: (tRank - t1) / 1000,
+        firstPass: (tFirst - tRank) / 1000,
+        secondPass: (t2 - tFirst) / 1000,
+      },
+      label: sessions.rt.label,
+    };
+  } finally {
+    await sessions.release();
+  }
+}
+
+/** Label of an IVF run, recorded in sidecars: `cpu (ivf, onnxruntime-node)`. */
+export function ivfLabel(ortLabel: string): string {
+  return backendLabel({ kind: "cpu" }, `ivf, ${ortLabel}`);
+}
+
+const IVF_PARAM_NAMES = ["nlist", "nprobe", "trainPerList", "iterations", "seed"];
+
+/** The registry entry: parameters `nlist`, `nprobe`, `trainPerList`, `iterations`, `seed` ({@linkcode IvfOptions}). */
+export const ivfBackend: IndexBackendEntry = {
+  name: "ivf",
+  open: async (params) => {
+    const unknown = Object.keys(params).filter((name) => !IVF_PARAM_NAMES.includes(name));
+    if (unknown.length) throw new LtcError(`ivf: unknown parameter ${unknown.join(", ")}`);
+    const rt = await loadOrt();
+    return {
+      label: ivfLabel(rt.label),
+      knn: async ({ base, queries, k, onProgress }) => {
+        const r = await ivfKnn(base, { ...params, k, queries, onProgress });
+        return { ...r, label: ivfLabel(r.label), params: { ...r.params } };
+      },
+    };
+  },
+};

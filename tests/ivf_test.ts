@@ -1,0 +1,229 @@
+/**
+ * IVF kNN (gpu/knn/ivf.ts): equal to exact search when every list is probed (ties included), deterministic,
+ * padding of rows whose lists hold fewer than k rows, recall on clustered data, the registry entry, the kNN stage
+ * with `--method ivf` (file name, sidecar, CLI), and bad input.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LtcError } from "../shared/errors.ts";
+import { type Features, l2NormalizeRows, writeFeatures } from "../shared/features.ts";
+import { readKnn } from "../shared/knn_file.ts";
+import { Rng } from "../shared/random.ts";
+import { recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
+import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
+import { defaultNlist, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
+import { trainIvfCentroids } from "../gpu/knn/ivf.ts";
+import { tempDir } from "./_helpers.ts";
+
+/** Seeded Gaussian rows, L2-normalised, with `dupes` copies of earlier rows (exact ties). */
+function rows(n: number, dim: number, options: { seed: number; dupes?: number }): Features {
+  const rng = new Rng(options.seed, 0x1f);
+  const data = new Float32Array(n * dim).map(() => rng.normal());
+  for (let d = 0; d < (options.dupes ?? 0); d++) {
+    const from = rng.int(n), to = rng.int(n);
+    data.copyWithin(to * dim, from * dim, from * dim + dim);
+  }
+  l2NormalizeRows(data, n, dim);
+  return { data, n, dim };
+}
+
+/** Clustered unit vectors from the benchmark generator (about 68 rows per identity). */
+function clustered(ids: number): Features {
+  const s = generateSynth({ ...DEFAULT_SYNTH, dim: 64, ids, seed: 3 });
+  l2NormalizeRows(s.features, s.n, s.dim);
+  return { data: s.features, n: s.n, dim: s.dim };
+}
+
+/** Same neighbour ids; distances within float32 rounding of the SGEMM's summation order. */
+function assertSameRows(got: { nbrs: Int32Array; dists: Float32Array }, want: typeof got, what: string): void {
+  assert.deepEqual(got.nbrs, want.nbrs, what);
+  got.dists.forEach((d, t) => assert.ok(Math.abs(d - want.dists[t]!) <= 1e-6, `${what}: distance ${t}`));
+}
+
+Deno.test("ivf: probing every list gives exact search's rows, ties and distances included", async () => {
+  // below 128 dimensions onnxruntime's SGEMM sums each product in one sweep whatever the block shape, so the
+  // similarities are bit-identical to exact search's
+  const f = rows(1500, 24, { seed: 1, dupes: 150 });
+  const want = await exactKnn(f, { k: 25, backend: "cpu", progress: false });
+  const got = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30 });
+  assert.deepEqual(got.nbrs, want.graph.nbrs);
+  assert.deepEqual(got.dists, want.graph.dists);
+  assert.equal(got.stats.scannedFraction, 1);
+  // separate queries (some equal to base rows) against the base
+  const queries = rows(300, 24, { seed: 2, dupes: 0 });
+  queries.data.set(f.data.subarray(0, 50 * 24));
+  const wantQ = await exactKnn(f, { k: 25, backend: "cpu", queries, progress: false });
+  const gotQ = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30, queries });
+  assert.deepEqual(gotQ.nbrs, wantQ.graph.nbrs);
+  assert.deepEqual(gotQ.dists, wantQ.graph.dists);
+  // at 256 dimensions narrow list products may split the sums differently: the last bit can differ
+  const wide = rows(1200, 256, { seed: 3 });
+  const wantWide = await exactKnn(wide, { k: 30, backend: "cpu", progress: false });
+  assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20 }), wantWide.graph, "dim 256");
+});
+
+Deno.test("ivf: deterministic for a seed; every row finds itself first or tied at the top", async () => {
+  const f = rows(2000, 16, { seed: 4 });
+  const a = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
+  const b = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
+  assert.deepEqual([a.nbrs, a.dists], [b.nbrs, b.dists]);
+  assert.deepEqual(a.params, { nlist: 20, nprobe: 3, trainPerList: 16, iterations: 5, seed: 7 });
+  // the second pass in many small query chunks gives the same rows (other block shapes: last bits may differ)
+  const c = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7, pairsPerChunk: 100 });
+  assertSameRows(c, a, "chunked");
+  for (let i = 0; i < f.n; i++) assert.equal(a.nbrs[i * 10], i, `row ${i}`);
+  // fewer probes scan fewer pairs
+  assert.ok(a.stats.scannedFraction < 0.3, `scanned ${a.stats.scannedFraction}`);
+});
+
+Deno.test("ivf: rows whose probed lists hold fewer than k rows are padded with −1 / distance 1", async () => {
+  const f = rows(60, 8, { seed: 5 });
+  const k = 40;
+  const r = await ivfKnn(f, { k, nlist: 6, nprobe: 1 });
+  const all = await exactKnn(f, { k: f.n, backend: "cpu", progress: false });
+  const exactDist = (i: number, j: number) => all.graph.dists[i * f.n + all.graph.nbrs.subarray(i * f.n).indexOf(j)]!;
+  const sets: Set<number>[] = [];
+  let padded = 0;
+  for (let i = 0; i < f.n; i++) {
+    const ids = Array.from(r.nbrs.subarray(i * k, (i + 1) * k));
+    const found = ids.filter((id) => id >= 0);
+    // padding only at the end, with distance exactly 1
+    assert.deepEqual(ids.slice(found.length), new Array(k - found.length).fill(-1), `row ${i}`);
+    for (let t = found.length; t < k; t++) assert.equal(r.dists[i * k + t], 1);
+    padded += k - found.length;
+    // the found rows are the row's list (nprobe 1): the row itself, exact distances, best first
+    assert.ok(found.includes(i));
+    found.forEach((j, t) => assert.equal(r.dists[i * k + t], exactDist(i, j), `row ${i} id ${j}`));
+    sets.push(new Set(found));
+  }
+  assert.ok(padded > 0);
+  // rows of one list see the same list: the found sets partition the rows
+  for (let i = 0; i < f.n; i++) for (const j of sets[i]!) assert.deepEqual(sets[j], sets[i]);
+  const covered = sets.reduce((acc, s, i) => acc + (Math.min(...s) === i ? s.size : 0), 0);
+  assert.equal(covered, f.n);
+});
+
+Deno.test("ivf: recall@k on clustered data rises with nprobe and reaches 0.99 with the defaults", async () => {
+  const f = clustered(60);
+  const k = 30;
+  const exact = await exactKnn(f, { k, backend: "cpu", progress: false });
+  const every = sampleRows(f.n, f.n);
+  const recall = async (nprobe?: number) => {
+    const r = await ivfKnn(f, { k, nprobe });
+    return recallAtK({ n: f.n, k, nbrs: r.nbrs, dists: r.dists }, exact.graph, every);
+  };
+  const one = await recall(1), four = await recall(4), byDefault = await recall();
+  assert.ok(one < four && four <= byDefault, `recall ${one}, ${four}, ${byDefault}`);
+  assert.ok(byDefault >= 0.99, `recall at defaults ${byDefault}`);
+});
+
+Deno.test("ivf: trained centroids are unit rows, deterministic for a seed, different for another", async () => {
+  const f = clustered(20);
+  const params = ivfParams(f.n, { nlist: 30 });
+  const a = await trainIvfCentroids(f, params);
+  const b = await trainIvfCentroids(f, params);
+  const c = await trainIvfCentroids(f, { ...params, seed: 1 });
+  assert.equal(a.trainRows, 16 * 30);
+  assert.deepEqual(a.centroids, b.centroids);
+  assert.notDeepEqual(a.centroids, c.centroids);
+  for (let l = 0; l < 30; l++) {
+    let ss = 0;
+    for (let t = 0; t < f.dim; t++) ss += a.centroids[l * f.dim + t]! ** 2;
+    assert.ok(Math.abs(ss - 1) < 1e-5, `centroid ${l}: |c|² = ${ss}`);
+  }
+});
+
+Deno.test("ivf: the registry opens it by name with its parameters", async () => {
+  const f = rows(500, 16, { seed: 6 });
+  const index = await openKnnIndex("ivf", { nlist: 10, nprobe: 2 });
+  assert.match(index.label, /^cpu \(ivf, onnxruntime/);
+  const run = await index.knn({ base: f, queries: f, k: 8 });
+  const direct = await ivfKnn(f, { k: 8, nlist: 10, nprobe: 2 });
+  assert.deepEqual([run.nbrs, run.dists], [direct.nbrs, direct.dists]);
+  assert.deepEqual(run.params, { nlist: 10, nprobe: 2, trainPerList: 16, iterations: 5, seed: 100 });
+  await assert.rejects(
+    openKnnIndex("ivf", { ef: 4 }),
+    (e: Error) => e instanceof LtcError && /ivf: unknown parameter ef/.test(e.message),
+  );
+});
+
+Deno.test("ivf: bad parameters end in one clear error", async () => {
+  const f = rows(100, 8, { seed: 8 });
+  const rejects = (options: Record<string, number>, pattern: RegExp) =>
+    assert.rejects(ivfKnn(f, { k: 5, ...options }), (e: Error) => e instanceof LtcError && pattern.test(e.message));
+  await rejects({ nlist: 10, nprobe: 11 }, /ivf: nprobe \(11\) exceeds nlist \(10\)/);
+  await rejects({ nlist: 101 }, /ivf: nlist \(101\) exceeds the number of base rows \(100\)/);
+  await rejects({ nlist: 0 }, /ivf: nlist must be an integer ≥ 1, got 0/);
+  await rejects({ nprobe: 2.5 }, /ivf: nprobe must be an integer ≥ 1, got 2.5/);
+  await rejects({ iterations: -1 }, /ivf: iterations must be an integer ≥ 0/);
+  await rejects({ k: 101 }, /ivf: k = 101 exceeds the number of base rows \(100\)/);
+  await assert.rejects(
+    ivfKnn(f, { k: 5, queries: rows(3, 4, { seed: 1 }) }),
+    (e: Error) => e instanceof LtcError && /queries have dim 4 but the base has dim 8/.test(e.message),
+  );
+  // defaults: nlist 12·√N capped at N, nprobe 192 capped at nlist
+  assert.equal(defaultNlist(584013), 9170);
+  assert.deepEqual(ivfParams(100, {}), { nlist: 100, nprobe: 100, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 192, trainPerList: 16, iterations: 5, seed: 100 });
+});
+
+Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list statistics in the sidecar", async () => {
+  const dir = tempDir();
+  try {
+    Deno.mkdirSync(join(dir, "features"));
+    const f = clustered(40);
+    writeFeatures(join(dir, "features", "c.bin"), f.data);
+    const out = await runKnnStage({
+      prefix: dir,
+      name: "c",
+      k: 20,
+      dim: 64,
+      method: "ivf",
+      ivf: { nlist: 50, nprobe: 50 },
+      recallSample: 300,
+      progress: false,
+    });
+    assert.equal(out.path, join(dir, "knns", "c", "ivf_k_20.npz"));
+    const side = JSON.parse(Deno.readTextFileSync(`${out.path}.meta.json`));
+    assert.equal(side.params.method, "ivf");
+    assert.deepEqual(side.params.ivf, { nlist: 50, nprobe: 50, trainPerList: 16, iterations: 5, seed: 100 });
+    assert.match(side.backend, /^cpu \(ivf, onnxruntime/);
+    // every list probed: exact rows, recall 1
+    assert.deepEqual(side.recall.sample, 300);
+    assert.equal(side.recall.recallAtK, 1);
+    assert.equal(side.ivf.scanned_fraction, 1);
+    const want = await exactKnn(f, { k: 20, backend: "cpu", progress: false });
+    assert.deepEqual(readKnn(out.path).nbrs, want.graph.nbrs);
+    const again = await runKnnStage({
+      prefix: dir,
+      name: "c",
+      k: 20,
+      dim: 64,
+      method: "ivf",
+      ivf: { nlist: 50, nprobe: 50 },
+      progress: false,
+    });
+    assert.equal(again.skipped, true);
+    // the CLI: defaults resolved from N into the sidecar; nprobe > nlist is one clear error
+    const cli = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "stages/knn.ts", "--prefix", dir, "--name", "c", "--dim", "64", "--k", "20", ...args],
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const ok = await cli(["--method", "ivf", "--nprobe", "4", "--force", "--recall-sample", "200"]);
+    assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    const side2 = JSON.parse(Deno.readTextFileSync(`${out.path}.meta.json`));
+    assert.equal(side2.params.ivf.nlist, defaultNlist(f.n));
+    assert.equal(side2.params.ivf.nprobe, 4);
+    assert.ok(side2.recall.recallAtK > 0.5 && side2.recall.recallAtK < 1, `recall ${side2.recall.recallAtK}`);
+    const bad = await cli(["--method", "ivf", "--nlist", "8", "--nprobe", "9"]);
+    assert.equal(bad.code, 2);
+    const err = new TextDecoder().decode(bad.stderr).trim();
+    assert.equal(err.split("\n").length, 1, err);
+    assert.match(err, /^error: ivf: nprobe \(9\) exceeds nlist \(8\)$/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
