@@ -59,6 +59,9 @@ CW_OUT := $(RESULTS)/baselines/$(NAME)_chinese_whispers_faiss_k_$(K)_th_0.6_iter
 DBSCAN_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.7_min_40_faiss_k_$(K)_th_0.7/pred_labels.txt
 # an extra row: KNN-DBSCAN with parameters tuned on this benchmark (shows how much its table row depends on tuning)
 DBSCAN_TUNED_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.25_min_1_faiss_k_$(K)_th_0.0/pred_labels.txt
+# kNN + Infomap: the similarity threshold was chosen on the default training split's labels (README), never the test's
+INFOMAP_TH ?= 0.6
+INFOMAP_OUT := $(RESULTS)/baselines/$(NAME)_infomap_faiss_k_$(K)_th_$(INFOMAP_TH)_trials_1/pred_labels.txt
 HAC_OUT := $(RESULTS)/baselines/$(NAME)_fast_hac_dist_0.72_hmethod_single/pred_labels.txt
 CDP_OUT := $(RESULTS)/baselines/$(NAME)_cdp_faiss_k_$(K)_th_0.7_maxsz_600_step_0.05/pred_labels.txt
 GCN2_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls/pred_labels.txt
@@ -153,6 +156,8 @@ $(DBSCAN_OUT): $(KNN)
 	$(BASE) --method knn_dbscan --knn $(K) --th-sim 0.7 --eps 0.7 --min-samples 40
 $(DBSCAN_TUNED_OUT): $(KNN)
 	$(BASE) --method knn_dbscan --knn $(K) --th-sim 0 --eps 0.25 --min-samples 1
+$(INFOMAP_OUT): $(KNN)
+	$(BASE) --method infomap --knn $(K) --th-sim $(INFOMAP_TH) --trials 1
 $(HAC_OUT): $(FEATS)
 	$(BASE) --method fast_hac --distance 0.72
 $(CDP_OUT): $(KNN)
@@ -195,7 +200,7 @@ $(GCNE_OUT): $(GCNE_CFG) $(GCNE_MODEL) $(GCNV_OUT) $(LABELS)
 # ================================================================ end of GCN-V / GCN-E
 
 # ---------------------------------------------------------------- the results table and report
-$(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_TUNED_OUT) $(HAC_OUT) $(CDP_OUT) $(GCN2_OUT) $(GCN4_OUT) $(GCNI_OUT) $(UB_OUT) $(VEGCN_OUTS) $(LABELS)
+$(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_TUNED_OUT) $(HAC_OUT) $(CDP_OUT) $(INFOMAP_OUT) $(GCN2_OUT) $(GCN4_OUT) $(GCNI_OUT) $(UB_OUT) $(VEGCN_OUTS) $(LABELS)
 	$(call RUNSTAGE,report) --run-dir $(RESULTS) --gt-labels $(LABELS) --title "$(RUN)" \
 	  --method "ARO (k=$(K), th=0)=$(ARO_OUT)" \
 	  --method "MiniBatchKMeans (n=$(KMEANS_N), bs=100)=$(KMEANS_OUT)" \
@@ -204,6 +209,7 @@ $(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_
 	  --method "KNN-DBSCAN tuned here (th=0, eps=0.25, min=1)=$(DBSCAN_TUNED_OUT)" \
 	  --method "FastHAC (dist=0.72, single)=$(HAC_OUT)" \
 	  --method "CDP (single model, th=0.7)=$(CDP_OUT)" \
+	  --method "kNN + Infomap (k=$(K), th=$(INFOMAP_TH))=$(INFOMAP_OUT)" \
 	  --method "GCN-D (0.7, 0.75)=$(GCN2_OUT)" \
 	  --method "GCN-D (0.6, 0.65, 0.7, 0.75)=$(GCN4_OUT)" \
 	  --method "GCN-D (0.7, 0.75) + iter1 (0.4, 2, 16)=$(GCNI_OUT)" \
