@@ -5,16 +5,21 @@
  *
  *     deno run -A bench/infomap.ts [--n 98279] [--th 0.5[,0.6…]] [--trials 1] [--seed 123] [--k 80]
  *                                  [--knn FILE.npz --labels FILE.meta] [--save DIR] [--skip-reference]
+ *                                  [--reference-input once|knn]
  *
  * Data: the synthetic benchmark generator (stages/synth.ts, seed 7, as bench/knn.ts uses) truncated to `--n` rows,
  * exact kNN (k 80) on the CPU twin; or a kNN file with its labels. `--n 584013` is MS1M part1 scale (≈ 47M directed
  * kNN entries before thresholding); `--save DIR` keeps the kNN and labels
  * (DIR/knn.npz, DIR/labels.meta) for re-runs with `--knn … --labels …`. Our time counts building the graph from
- * the kNN arrays plus the optimisation; the reference's counts writing its link list (reported apart), its process
- * (parse, flow, optimise, write) and its own engine total.
+ * the kNN arrays plus the optimisation; the reference's counts its process (parse, flow, optimise, write) and its own
+ * engine total, not the writing of its link list (reported apart). Its input is the same network either way:
+ * `once` (default) lists each link once with the summed weight; `knn` lists every kept kNN entry, both directions of
+ * a pair included, which it sums itself — but at part1 scale that list (≈ 32M lines at th 0.6) exhausts the wasm
+ * build's 2 GB heap (`std::bad_alloc`, measured), so a failure of the reference is reported, not fatal.
  * @module
  */
 import { parseArgs } from "node:util";
+import { LtcError } from "../shared/errors.ts";
 import { l2NormalizeRows } from "../shared/features.ts";
 import { type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
@@ -22,7 +27,7 @@ import { pairwise } from "../shared/metrics.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
 import { infomap, knnSimilarityGraph, mapEquation } from "../cluster/infomap.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../stages/synth.ts";
-import { HAS_REFERENCE, runReference, writeKnnLinkList } from "./infomap_reference.ts";
+import { HAS_REFERENCE, runReference, writeGraphLinkList, writeKnnLinkList } from "./infomap_reference.ts";
 
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 
@@ -54,9 +59,14 @@ export async function run(args: string[]): Promise<void> {
       labels: { type: "string" },
       save: { type: "string" },
       "skip-reference": { type: "boolean" },
+      "reference-input": { type: "string" },
     },
     strict: true,
   });
+  const referenceInput = values["reference-input"] ?? "once";
+  if (referenceInput !== "once" && referenceInput !== "knn") {
+    throw new Error(`bench infomap: --reference-input must be once or knn, got ${referenceInput}`);
+  }
   const trials = Number(values.trials ?? 1), seed = Number(values.seed ?? 123), k = Number(values.k ?? 80);
   let knn: KnnGraph, gt: Int32Array;
   const t0 = performance.now();
@@ -98,36 +108,44 @@ export async function run(args: string[]): Promise<void> {
       const optSecs = secs(to);
       const oursSecs = buildSecs + optSecs;
       const fOurs = pairwise(gt, ours.labels).fscore;
+      const cl = ours.codelength.toFixed(6);
       console.log(
         `\nth ${th}: ${graph.indices.length / 2} undirected links (${graph.n} nodes)\n` +
           `  ours (TypeScript, 1 thread): ${oursSecs.toFixed(2)} s (graph ${buildSecs.toFixed(2)} s + ` +
-          `optimise ${optSecs.toFixed(2)} s); codelength ${
-            ours.codelength.toFixed(6)
-          } bits, ${ours.modules} modules, ` +
-          `pairwise F ${fOurs.toFixed(4)}`,
+          `optimise ${optSecs.toFixed(2)} s); codelength ${cl} bits, ${ours.modules} modules, F ${fOurs.toFixed(4)}`,
       );
       if (values["skip-reference"] || !HAS_REFERENCE) {
         console.log(`  reference: ${HAS_REFERENCE ? "skipped" : "not installed (npm ci)"}`);
         continue;
       }
       const tw = performance.now();
-      const links = writeKnnLinkList(knn, th, linkFile);
+      const links = referenceInput === "once"
+        ? writeGraphLinkList(graph, linkFile)
+        : writeKnnLinkList(knn, th, linkFile);
       const writeSecs = secs(tw);
-      const ref = await runReference(linkFile, { n: knn.n, trials, seed });
+      let ref;
+      try {
+        ref = await runReference(linkFile, { n: knn.n, trials, seed });
+      } catch (err) {
+        if (!(err instanceof LtcError)) throw err;
+        console.log(`  reference failed on ${links} link lines (${referenceInput}): ${err.message.slice(0, 300)}`);
+        continue;
+      }
       const refModules = new Set(ref.labels).size;
       const fRef = pairwise(gt, ref.labels).fscore;
       const cross = await runReference(linkFile, { n: knn.n, evaluate: ours.labels });
+      const refEngine = ref.engineSeconds.toFixed(2), refCl = ref.codelength.toFixed(6);
       console.log(
         `  reference (@mapequation/infomap 2.15.1 wasm CLI, 1 thread): ${ref.wallSeconds.toFixed(2)} s process ` +
-          `(engine total ${ref.engineSeconds.toFixed(2)} s; link list of ${links} lines written in ` +
-          `${writeSecs.toFixed(1)} s, not counted); codelength ${ref.codelength.toFixed(6)} bits, ${refModules} ` +
-          `modules, pairwise F ${fRef.toFixed(4)}\n` +
+          `(engine total ${refEngine} s; link list of ${links} lines (${referenceInput}) written in ` +
+          `${writeSecs.toFixed(1)} s, not counted); codelength ${refCl} bits, ${refModules} modules, ` +
+          `F ${fRef.toFixed(4)}\n` +
           `  ratio reference / ours = ${(ref.wallSeconds / oursSecs).toFixed(2)}× (process), ` +
           `${(ref.engineSeconds / oursSecs).toFixed(2)}× (its engine total alone); ` +
           `codelength ours / reference = ${(ours.codelength / ref.codelength).toFixed(5)}; ` +
           `F ours − reference = ${(fOurs - fRef).toFixed(4)}\n` +
-          `  cross-check: reference scores our partition ${cross.codelength.toFixed(6)} bits; we score its partition ` +
-          `${mapEquation(graph, ref.labels).toFixed(6)} bits`,
+          `  cross-check: reference scores our partition ${cross.codelength.toFixed(6)} bits; we score its ` +
+          `partition ${mapEquation(graph, ref.labels).toFixed(6)} bits`,
       );
     }
   } finally {
