@@ -427,7 +427,8 @@ function groupByList(
 
 /**
  * Probe ranks scanned by the first pass: each query's nearest lists, which set its top-k threshold early (synthetic
- * benchmark, 98K rows, nprobe 48: 162 heap insertions per row with 2, 175 with 1, 181 with 3, 416 in one pass).
+ * benchmark, 98K rows, nlist 1254, nprobe 48: 162 heap insertions per row with 2, 175 with 1, 181 with 3, 416 in one
+ * pass).
  */
 const FIRST_PASS_PROBES = 2;
 
@@ -511,6 +512,10 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
   }
   const params = ivfParams(base.n, options);
   const { nlist, nprobe } = params;
+  const pairsPerChunk = options.pairsPerChunk ?? 1 << 24;
+  if (!(Number.isInteger(pairsPerChunk) && pairsPerChunk >= 1)) {
+    throw new LtcError(`ivf: pairsPerChunk must be an integer ≥ 1, got ${pairsPerChunk}`);
+  }
   const nq = queries.n;
   const sessions = await IvfSessions.create(dim);
   try {
@@ -568,7 +573,7 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
     await scanPass(state, group(0, 0, nq, split), false);
     const tFirst = performance.now();
     if (split < nprobe) {
-      const chunk = Math.max(1, Math.floor((options.pairsPerChunk ?? 1 << 24) / (nprobe - split)));
+      const chunk = Math.max(1, Math.floor(pairsPerChunk / (nprobe - split)));
       for (let c0 = 0; c0 < nq; c0 += chunk) await scanPass(state, group(split, c0, Math.min(nq, c0 + chunk)), true);
     }
     const { nbrs, dists } = top.finishInPlace();
