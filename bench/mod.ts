@@ -4,7 +4,7 @@
  * @module
  */
 
-const BENCHES = ["evaluate", "knn", "proposals", "gcn"] as const;
+const BENCHES = ["evaluate", "knn", "ivf", "proposals", "gcn"] as const;
 
 // Benchmark names come first; everything from the first option on is passed through (`knn --n 20000`).
 const firstOption = Deno.args.findIndex((a) => a.startsWith("-"));

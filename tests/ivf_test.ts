@@ -9,7 +9,7 @@ import { LtcError } from "../shared/errors.ts";
 import { type Features, l2NormalizeRows, writeFeatures } from "../shared/features.ts";
 import { readKnn } from "../shared/knn_file.ts";
 import { Rng } from "../shared/random.ts";
-import { recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
+import { FeatureCache, loadOrBuildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { defaultNlist, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
 import { trainIvfCentroids } from "../gpu/knn/ivf.ts";
@@ -223,6 +223,14 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     const err = new TextDecoder().decode(bad.stderr).trim();
     assert.equal(err.split("\n").length, 1, err);
     assert.match(err, /^error: ivf: nprobe \(9\) exceeds nlist \(8\)$/);
+    // downstream stages (`--knn-method ivf`) build a missing ivf_k_<k>.npz with the defaults
+    const path = join(dir, "knns", "c", "ivf_k_10.npz");
+    const source = { path: join(dir, "features", "c.bin"), dim: 64 };
+    const built = await loadOrBuildKnn(path, { features: new FeatureCache(source), k: 10, knnMethod: "ivf" });
+    assert.equal(built.k, 10);
+    const side3 = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+    assert.equal(side3.params.method, "ivf");
+    assert.equal(side3.params.ivf.nprobe, Math.min(192, defaultNlist(f.n)));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
