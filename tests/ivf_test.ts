@@ -9,9 +9,9 @@ import { LtcError } from "../shared/errors.ts";
 import { type Features, l2NormalizeRows, writeFeatures } from "../shared/features.ts";
 import { readKnn } from "../shared/knn_file.ts";
 import { Rng } from "../shared/random.ts";
-import { recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
+import { FeatureCache, loadOrBuildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
-import { defaultNlist, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
+import { defaultNlist, defaultNprobe, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
 import { trainIvfCentroids } from "../gpu/knn/ivf.ts";
 import { tempDir } from "./_helpers.ts";
 
@@ -161,10 +161,11 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     ivfKnn(f, { k: 5, queries: rows(3, 4, { seed: 1 }) }),
     (e: Error) => e instanceof LtcError && /queries have dim 4 but the base has dim 8/.test(e.message),
   );
-  // defaults: nlist 12·√N capped at N, nprobe 192 capped at nlist
+  // defaults: nlist 12·√N capped at N, nprobe nlist / 48 (at least 32, at most nlist)
   assert.equal(defaultNlist(584013), 9170);
-  assert.deepEqual(ivfParams(100, {}), { nlist: 100, nprobe: 100, trainPerList: 16, iterations: 5, seed: 100 });
-  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 192, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(ivfParams(100, {}), { nlist: 100, nprobe: 32, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 32, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual([ivfParams(98279, {}).nprobe, ivfParams(584013, {}).nprobe], [79, 192]);
 });
 
 Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list statistics in the sidecar", async () => {
@@ -223,6 +224,14 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     const err = new TextDecoder().decode(bad.stderr).trim();
     assert.equal(err.split("\n").length, 1, err);
     assert.match(err, /^error: ivf: nprobe \(9\) exceeds nlist \(8\)$/);
+    // downstream stages (`--knn-method ivf`) build a missing ivf_k_<k>.npz with the defaults
+    const path = join(dir, "knns", "c", "ivf_k_10.npz");
+    const source = { path: join(dir, "features", "c.bin"), dim: 64 };
+    const built = await loadOrBuildKnn(path, { features: new FeatureCache(source), k: 10, knnMethod: "ivf" });
+    assert.equal(built.k, 10);
+    const side3 = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+    assert.equal(side3.params.method, "ivf");
+    assert.equal(side3.params.ivf.nprobe, defaultNprobe(defaultNlist(f.n)));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

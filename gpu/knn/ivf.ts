@@ -21,11 +21,13 @@
  * assignments, the base rows' lists and the queries' probes. When the queries are the base rows one pass gives
  * both, and a row's own list is its first probe, so a row always finds itself (as faiss's IVF does).
  *
- * Defaults (nlist = 12·√N, nprobe 192, 16 training rows per list, 5 iterations) were chosen on the synthetic
- * benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows (bench/ivf.ts). Its
- * identities have several modes (pose-like directions shared by everyone), and a row's last neighbours are often
- * rows of other identities in the same mode: lists fine enough to separate modes (≈ 64 rows at 584K) let the
- * ranking find them, where coarse lists (4·√N) need a quarter of all lists for the same recall.
+ * Defaults (nlist = 12·√N, nprobe = nlist / 48 but at least 32, 16 training rows per list, 5 iterations) were
+ * chosen on the synthetic benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows
+ * (bench/ivf.ts; 584K: nlist 9170, nprobe 192, recall 0.9917, 2.1 % of all pairs scanned). Its identities have
+ * several modes (pose-like directions shared by everyone), and a row's last neighbours are often rows of other
+ * identities in the same mode: lists fine enough to separate modes (≈ 64 rows at 584K) let the ranking find them,
+ * where coarse lists (4·√N = 3057 lists at 584K) need 15 % of all lists (16 % of all pairs) for the same recall.
+ * Beyond the sizes measured the needed nprobe is not known: the kNN stage's sidecar records recall on a sample.
  *
  * Lists: a centroid left without training rows takes the training row least similar to its centroid (the worst
  * served row), so training ends with `nlist` centroids; a list can still end up empty when every base row prefers
@@ -54,7 +56,7 @@ export interface IvfOptions {
   k: number;
   /** number of lists (coarse centroids); default {@linkcode defaultNlist} of the base row count */
   nlist?: number;
-  /** lists scanned per query; default {@linkcode DEFAULT_NPROBE} (at most nlist) */
+  /** lists scanned per query; default {@linkcode defaultNprobe} of nlist */
   nprobe?: number;
   /** training sample rows per centroid (default 16; the sample is all rows when that exceeds them) */
   trainPerList?: number;
@@ -92,8 +94,10 @@ export interface IvfStats {
   scannedFraction: number;
 }
 
-/** Default lists scanned per query (see the module header). */
-export const DEFAULT_NPROBE = 192;
+/** Default lists scanned per query: nlist / 48 rounded up, at least 32, at most nlist (see the module header). */
+export function defaultNprobe(nlist: number): number {
+  return Math.min(nlist, Math.max(32, Math.ceil(nlist / 48)));
+}
 
 /** Default number of lists for `n` base rows: 12·√n (rounded), at least 1 and at most n. */
 export function defaultNlist(n: number): number {
@@ -102,7 +106,7 @@ export function defaultNlist(n: number): number {
 
 /**
  * Fill in defaults for `n` base rows and validate. Explicit bad values are errors (`nlist > n`, `nprobe > nlist`,
- * non-positive or non-integer values); the default nprobe is capped at nlist.
+ * non-positive or non-integer values); the defaults never are.
  */
 export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress" | "pairsPerChunk">): IvfParams {
   const check = (name: string, v: number, min: number) => {
@@ -114,7 +118,7 @@ export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress
   const nlist = options.nlist ?? defaultNlist(n);
   check("nlist", nlist, 1);
   if (nlist > n) throw new LtcError(`ivf: nlist (${nlist}) exceeds the number of base rows (${n})`);
-  const nprobe = options.nprobe ?? Math.min(nlist, DEFAULT_NPROBE);
+  const nprobe = options.nprobe ?? defaultNprobe(nlist);
   check("nprobe", nprobe, 1);
   if (nprobe > nlist) throw new LtcError(`ivf: nprobe (${nprobe}) exceeds nlist (${nlist})`);
   const p = {

@@ -193,8 +193,8 @@ export { dotAt } from "./cpu_js.ts";
 export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.ts";
 export { hnswKnn, hnswLabel, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
 export {
-  DEFAULT_NPROBE,
   defaultNlist,
+  defaultNprobe,
   ivfKnn,
   ivfLabel,
   type IvfOptions,
