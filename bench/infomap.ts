@@ -23,10 +23,10 @@ import { LtcError } from "../shared/errors.ts";
 import { l2NormalizeRows } from "../shared/features.ts";
 import { type KnnGraph, readKnn, writeKnn } from "../shared/knn_file.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
-import { pairwise } from "../shared/metrics.ts";
+import { pairwise } from "../cluster/metrics.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
 import { infomap, knnSimilarityGraph, mapEquation } from "../cluster/infomap.ts";
-import { DEFAULT_SYNTH, generateSynth } from "../stages/synth.ts";
+import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { HAS_REFERENCE, runReference, writeGraphLinkList, writeKnnLinkList } from "./infomap_reference.ts";
 
 const secs = (t0: number) => (performance.now() - t0) / 1000;

@@ -11,7 +11,7 @@ import { readFeatures } from "../shared/features.ts";
 import type { KnnGraph } from "../shared/knn_file.ts";
 import { readKnn } from "../shared/knn_file.ts";
 import { readLabels } from "../shared/meta.ts";
-import { pairwise } from "../shared/metrics.ts";
+import { pairwise } from "../cluster/metrics.ts";
 import { Rng } from "../shared/random.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
 import { HAS_REFERENCE, runReference, writeKnnLinkList } from "../bench/infomap_reference.ts";
