@@ -9,8 +9,9 @@
  *     L(M) = q log q − 2 Σ_i q_i log q_i − Σ_α p_α log p_α + Σ_i (q_i + p_i) log(q_i + p_i)     (bits, p_i = Σ_{α∈i} p_α)
  *
  * Optimisation (one trial): (1) the core algorithm — visit nodes in random order and move each to the neighbouring
- * module (or a new empty one) that lowers L most, repeated until no move helps (at most `coreLoopLimit` sweeps), then
- * aggregate the modules into nodes and repeat until nothing merges; (2) tuning, alternated until neither step gains
+ * module (or a new empty one) that lowers L most, repeated until no move helps (at most `coreLoopLimit` sweeps; after
+ * the first sweep only nodes next to a moved node are visited again), then aggregate the modules into nodes and
+ * repeat until nothing merges; (2) tuning, alternated until neither step gains
  * more than `tuneThreshold` × the one-module codelength: fine-tuning restarts the core algorithm from the single nodes
  * placed in their current modules (single-node movements); coarse-tuning partitions each module on its own into
  * submodules and restarts the core algorithm from those submodules placed in their current modules (submodule

@@ -14,7 +14,7 @@ import { readLabels } from "../shared/meta.ts";
 import { pairwise } from "../cluster/metrics.ts";
 import { Rng } from "../shared/random.ts";
 import { exactKnn } from "../gpu/knn/mod.ts";
-import { HAS_REFERENCE, runReference, writeKnnLinkList } from "../bench/infomap_reference.ts";
+import { HAS_REFERENCE, runReference, writeGraphLinkList, writeKnnLinkList } from "../bench/infomap_reference.ts";
 import { HAS_SHARED, REF, SHARED, throwsWith } from "./_helpers.ts";
 
 type Edge = [number, number, number];
@@ -238,8 +238,10 @@ async function compareWithReference(knn: KnnGraph, gt: Int32Array, th: number): 
     );
     assert.ok(rel <= 0.01, `codelength ours ${ours.codelength} vs reference ${ref.codelength}`);
     assert.ok(Math.abs(fOurs - fRef) <= 0.01, `pairwise F ours ${fOurs} vs reference ${fRef}`);
-    // Same objective: each side scores the other's partition as that side itself reported it.
+    // Same objective: each side scores the other's partition as that side itself reported it. The reference scores
+    // ours on the graph written once per link, so this also checks that it sums a pair's two directions.
     assert.ok(Math.abs(mapEquation(graph, ref.labels) - ref.codelength) < 1e-9 * ref.codelength);
+    writeGraphLinkList(graph, file);
     const cross = await runReference(file, { n: knn.n, evaluate: ours.labels });
     assert.ok(Math.abs(cross.codelength - ours.codelength) < 1e-9 * ours.codelength);
   } finally {
