@@ -15,14 +15,20 @@ export class Progress {
   #count = 0;
   #lastDraw = 0;
   #lastLine = 0;
+  readonly #logEveryMs: number;
   readonly #start = performance.now();
   #extra = "";
 
-  /** @param label what is being counted; @param total how many units in all */
-  constructor(label: string, total: number) {
+  /**
+   * @param label what is being counted; @param total how many units in all
+   * @param options `tty`: draw a bar (default: whether stderr is a terminal); `logEveryMs`: seconds between plain
+   * lines in a log, in ms (default 10,000)
+   */
+  constructor(label: string, total: number, options: { tty?: boolean; logEveryMs?: number } = {}) {
     this.#label = label;
     this.#total = total;
-    this.#tty = Deno.stderr.isTerminal();
+    this.#tty = options.tty ?? Deno.stderr.isTerminal();
+    this.#logEveryMs = options.logEveryMs ?? LOG_INTERVAL_MS;
   }
 
   /** Add `n` finished units (and an optional status such as the current loss). */
@@ -31,7 +37,7 @@ export class Progress {
     if (extra !== undefined) this.#extra = extra;
     const now = performance.now();
     if (!this.#tty) {
-      if (now - Math.max(this.#start, this.#lastLine) >= LOG_INTERVAL_MS) {
+      if (now - Math.max(this.#start, this.#lastLine) >= this.#logEveryMs) {
         this.#lastLine = now;
         console.error(this.#status(now));
       }

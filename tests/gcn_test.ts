@@ -408,6 +408,16 @@ Deno.test("gcn: configs reject unknown keys and unsupported values, naming file 
     "reduce_method",
   );
   throwsWith(() => loadGcnConfig(write("e.yaml", "workflow: [[val, 1]]\n")), "e.yaml", "workflow");
+  // mmcv's step policy: an integer step decays every `step` epochs (lr · γ^⌊epoch / step⌋), a list at each epoch listed
+  const every15 = loadGcnConfig(write("f.yaml", "total_epochs: 30\nlr_config: {policy: step, step: 15}\n"));
+  assert.deepEqual(every15.lrSteps, [15]);
+  const every10 = loadGcnConfig(write("g.yaml", "total_epochs: 31\nlr_config: {policy: step, step: 10}\n"));
+  assert.deepEqual(every10.lrSteps, [10, 20, 30]);
+  assert.deepEqual(
+    Array.from({ length: 31 }, (_, e) => stepLr(1, e, every10.lrSteps, 0.1)),
+    Array.from({ length: 31 }, (_, e) => 0.1 ** Math.floor(e / 10)),
+  );
+  throwsWith(() => loadGcnConfig(write("h.yaml", "lr_config: {step: 0}\n")), "h.yaml", "lr_config.step");
 });
 
 Deno.test({
