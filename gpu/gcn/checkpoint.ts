@@ -13,12 +13,16 @@
  * @module
  */
 import { basename } from "node:path";
+import { arrayName, plainMeta, readMomentum, writeCheckpointNpz } from "../../shared/checkpoint_npz.ts";
 import { LtcError, readFileChecked } from "../../shared/errors.ts";
 import type { NdArray } from "../../shared/ndarray.ts";
-import { NpzFile, writeNpz } from "../../shared/npy.ts";
+import { NpzFile } from "../../shared/npy.ts";
 import { looksLikeTorch, readStateDict } from "../../shared/torch.ts";
 import { readZip } from "../../shared/zip.ts";
 import { type GcnWeights, paramList, paramSpecs, weightsFromStateDict } from "./model.ts";
+
+/** npz member name of a parameter (dots as underscores), as our checkpoint files name them. */
+export { arrayName } from "../../shared/checkpoint_npz.ts";
 
 /** Format tag in our checkpoints' config. */
 export const CHECKPOINT_FORMAT = "ltc-gcn-d";
@@ -35,11 +39,6 @@ export interface GcnCheckpoint {
   /** our config JSON, or the original's meta as far as it is plain data */
   meta: Record<string, unknown>;
   source: "ltc-npz" | "pytorch-zip" | "pytorch-legacy";
-}
-
-/** npz member name of a parameter (`layers.0.gc.weight` → `layers_0_gc_weight`). */
-export function arrayName(param: string): string {
-  return param.replaceAll(".", "_");
 }
 
 /** The original's output name for a checkpoint: its basename without `.pth` (ours: without `.npz`). */
@@ -62,17 +61,12 @@ export function saveCheckpoint(
     iter: ckpt.iter,
     ...ckpt.meta,
   };
-  const json = new TextEncoder().encode(JSON.stringify(cfg));
-  const arrays: Record<string, NdArray> = { config: { dtype: "u1", shape: [json.length], data: json } };
-  const specs = paramSpecs(ckpt.weights.config);
-  const params = paramList(ckpt.weights);
-  specs.forEach((s, i) => arrays[arrayName(s.name)] = { dtype: "f4", shape: s.shape, data: params[i]! });
-  if (ckpt.momentum) {
-    specs.forEach((s, i) =>
-      arrays[`momentum_${arrayName(s.name)}`] = { dtype: "f4", shape: s.shape, data: ckpt.momentum![i]! }
-    );
-  }
-  writeNpz(path, arrays);
+  writeCheckpointNpz(path, {
+    config: cfg,
+    specs: paramSpecs(ckpt.weights.config),
+    params: paramList(ckpt.weights),
+    momentum: ckpt.momentum,
+  });
 }
 
 function loadOurs(path: string, featureDim: number | undefined): GcnCheckpoint {
@@ -86,11 +80,8 @@ function loadOurs(path: string, featureDim: number | undefined): GcnCheckpoint {
   }
   if (cfg.format !== CHECKPOINT_FORMAT) throw new LtcError(`${path}: not a GCN-D checkpoint (format ${cfg.format})`);
   const tensors = new Map<string, NdArray>();
-  const momentumKeys: string[] = [];
   for (const key of npz.keys()) {
-    if (key === "config") continue;
-    if (key.startsWith("momentum_")) momentumKeys.push(key);
-    else tensors.set(key, npz.get(key));
+    if (key !== "config" && !key.startsWith("momentum_")) tensors.set(key, npz.get(key));
   }
   // Our member names use underscores; map them back to the PyTorch keys the model expects.
   const byTorchKey = new Map<string, NdArray>();
@@ -101,19 +92,7 @@ function loadOurs(path: string, featureDim: number | undefined): GcnCheckpoint {
     byTorchKey.set(spec ? spec.name : k, v);
   }
   const weights = weightsFromStateDict(byTorchKey, { path, featureDim });
-  let momentum: Float32Array[] | null = null;
-  if (momentumKeys.length) {
-    momentum = paramSpecs(weights.config).map((s, i) => {
-      const key = `momentum_${arrayName(s.name)}`;
-      if (!npz.has(key)) throw new LtcError(`${path}: has some momentum buffers but not '${key}'`);
-      const a = npz.get(key).data;
-      const n = paramList(weights)[i]!.length;
-      if (!(a instanceof Float32Array) || a.length !== n) {
-        throw new LtcError(`${path}: '${key}' must be ${n} float32 values`);
-      }
-      return a;
-    });
-  }
+  const momentum = readMomentum(npz, path, { specs: paramSpecs(weights.config), params: paramList(weights) });
   return {
     weights,
     momentum,
@@ -122,17 +101,6 @@ function loadOurs(path: string, featureDim: number | undefined): GcnCheckpoint {
     meta: cfg,
     source: "ltc-npz",
   };
-}
-
-/** Plain-data view of the original's `meta` (a dict of numbers/strings). */
-function plainMeta(meta: unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (meta instanceof Map) {
-    for (const [k, v] of meta) {
-      if (["number", "string", "boolean"].includes(typeof v)) out[String(k)] = v;
-    }
-  }
-  return out;
 }
 
 /** Load any GCN-D checkpoint: ours (`.npz`) or the original's (`.pth`). `featureDim` is checked when given. */

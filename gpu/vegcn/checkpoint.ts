@@ -11,12 +11,16 @@
  * - optionally `momentum_<name>` for each parameter: the SGD momentum buffers (for resuming).
  * @module
  */
+import { arrayName, plainMeta, readMomentum, writeCheckpointNpz } from "../../shared/checkpoint_npz.ts";
 import { LtcError, readFileChecked } from "../../shared/errors.ts";
 import type { NdArray } from "../../shared/ndarray.ts";
-import { NpzFile, writeNpz } from "../../shared/npy.ts";
+import { NpzFile } from "../../shared/npy.ts";
 import { looksLikeTorch, readStateDict } from "../../shared/torch.ts";
 import { readZip } from "../../shared/zip.ts";
 import { paramList, paramSpecs, type VeGcnKind, type VeGcnWeights, weightsFromStateDict } from "./model.ts";
+
+/** npz member name of a parameter (dots as underscores), as our checkpoint files name them. */
+export { arrayName } from "../../shared/checkpoint_npz.ts";
 
 /** Format tag of our checkpoints for each network. */
 export function checkpointFormat(kind: VeGcnKind): string {
@@ -37,37 +41,27 @@ export interface VeGcnCheckpoint {
   source: "ltc-npz" | "pytorch-zip" | "pytorch-legacy";
 }
 
-/** npz member name of a parameter (`classifier.0.weight` → `classifier_0_weight`). */
-export function arrayName(param: string): string {
-  return param.replaceAll(".", "_");
-}
-
 /** Write one of our checkpoints atomically (deterministic bytes). */
 export function saveVeGcnCheckpoint(
   path: string,
   ckpt: { weights: VeGcnWeights; momentum: Float32Array[] | null; epoch: number; iter: number; meta?: object },
 ): void {
   const cfg = ckpt.weights.config;
-  const json = new TextEncoder().encode(JSON.stringify({
-    format: checkpointFormat(cfg.kind),
-    version: 1,
-    feature_dim: cfg.featureDim,
-    conv_dims: cfg.convDims,
-    classes: cfg.classes,
-    epoch: ckpt.epoch,
-    iter: ckpt.iter,
-    ...ckpt.meta,
-  }));
-  const arrays: Record<string, NdArray> = { config: { dtype: "u1", shape: [json.length], data: json } };
-  const specs = paramSpecs(cfg);
-  const params = paramList(ckpt.weights);
-  specs.forEach((s, i) => arrays[arrayName(s.name)] = { dtype: "f4", shape: s.shape, data: params[i]! });
-  if (ckpt.momentum) {
-    specs.forEach((s, i) =>
-      arrays[`momentum_${arrayName(s.name)}`] = { dtype: "f4", shape: s.shape, data: ckpt.momentum![i]! }
-    );
-  }
-  writeNpz(path, arrays);
+  writeCheckpointNpz(path, {
+    config: {
+      format: checkpointFormat(cfg.kind),
+      version: 1,
+      feature_dim: cfg.featureDim,
+      conv_dims: cfg.convDims,
+      classes: cfg.classes,
+      epoch: ckpt.epoch,
+      iter: ckpt.iter,
+      ...ckpt.meta,
+    },
+    specs: paramSpecs(cfg),
+    params: paramList(ckpt.weights),
+    momentum: ckpt.momentum,
+  });
 }
 
 function loadOurs(path: string, kind: VeGcnKind, featureDim: number | undefined): VeGcnCheckpoint {
@@ -96,19 +90,7 @@ function loadOurs(path: string, kind: VeGcnKind, featureDim: number | undefined)
     tensors.set(known.get(key) ?? key, npz.get(key));
   }
   const weights = weightsFromStateDict(tensors, { path, kind, featureDim });
-  let momentum: Float32Array[] | null = null;
-  if (npz.keys().some((k) => k.startsWith("momentum_"))) {
-    const params = paramList(weights);
-    momentum = paramSpecs(weights.config).map((s, i) => {
-      const key = `momentum_${arrayName(s.name)}`;
-      if (!npz.has(key)) throw new LtcError(`${path}: has some momentum buffers but not '${key}'`);
-      const a = npz.get(key).data;
-      if (!(a instanceof Float32Array) || a.length !== params[i]!.length) {
-        throw new LtcError(`${path}: '${key}' must be ${params[i]!.length} float32 values`);
-      }
-      return a;
-    });
-  }
+  const momentum = readMomentum(npz, path, { specs: paramSpecs(weights.config), params: paramList(weights) });
   return {
     weights,
     momentum,
@@ -117,15 +99,6 @@ function loadOurs(path: string, kind: VeGcnKind, featureDim: number | undefined)
     meta: cfg,
     source: "ltc-npz",
   };
-}
-
-/** Plain-data view of the original's `meta` (a dict of numbers/strings). */
-function plainMeta(meta: unknown): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (meta instanceof Map) {
-    for (const [k, v] of meta) if (["number", "string", "boolean"].includes(typeof v)) out[String(k)] = v;
-  }
-  return out;
 }
 
 /**
