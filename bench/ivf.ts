@@ -15,10 +15,9 @@
  */
 import { parseArgs } from "node:util";
 import type { Features } from "../shared/features.ts";
-import { readFeatures } from "../shared/features.ts";
 import { recallAtK, sampleRows } from "../cluster/knn_source.ts";
+import { benchFeatures, peakRss } from "./knn.ts";
 import { exactKnn, hnswKnn, ivfKnn } from "../gpu/knn/mod.ts";
-import { peakRss, syntheticFeatures } from "./knn.ts";
 
 /** Rows `ids` of `f` as their own feature set. */
 function pick(f: Features, ids: Int32Array): Features {
@@ -46,16 +45,8 @@ export async function run(args: string[]): Promise<void> {
     strict: true,
   });
   const dim = Number(values.dim ?? 256), k = Number(values.k ?? 80);
-  const t0 = performance.now();
-  const f = values.features
-    ? readFeatures(values.features, { dim })
-    : syntheticFeatures(Number(values.n ?? 98279), dim);
+  const f = benchFeatures(values, { dim, k });
   const n = f.n;
-  console.log(
-    `data: ${values.features ?? "synthetic clustered unit vectors (stages/synth.ts)"}  n=${n} dim=${dim} k=${k}` +
-      `  (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)`,
-  );
-  console.log(`machine: ${navigator.hardwareConcurrency} CPU threads; timings are wall clock (noisy on a shared box)`);
 
   const sampleSize = values["exact-sample"] === undefined ? n : Math.min(n, Number(values["exact-sample"]));
   const rows = sampleRows(n, sampleSize);

@@ -38,6 +38,26 @@ export function peakRss(): number {
 
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
 
+/**
+ * The benchmark's rows, read from `--features` or generated ({@linkcode syntheticFeatures}, `--n` rows, default
+ * 98,279), with one line saying what they are and how long they took to prepare.
+ */
+export function benchFeatures(
+  values: { features?: string; n?: string },
+  options: { dim: number; k: number },
+): Features {
+  const t0 = performance.now();
+  const f = values.features
+    ? readFeatures(values.features, { dim: options.dim })
+    : syntheticFeatures(Number(values.n ?? 98279), options.dim);
+  console.log(
+    `data: ${values.features ?? "synthetic clustered unit vectors (cluster/synth.ts)"}  n=${f.n} dim=${options.dim} ` +
+      `k=${options.k}  (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)`,
+  );
+  console.log(`machine: ${navigator.hardwareConcurrency} CPU threads; timings are wall clock (noisy on a shared box)`);
+  return f;
+}
+
 /** Synthetic clustered unit vectors: the benchmark generator's output, first `n` rows. */
 export function syntheticFeatures(n: number, dim: number): Features {
   let ids = Math.ceil((n / DEFAULT_SYNTH.meanSize) * 1.05) + 2;
@@ -162,16 +182,8 @@ export async function run(args: string[]): Promise<void> {
     for (const flag of ["skip-faiss", "skip-hnsw", "skip-webgpu", "skip-roof", "write"] as const) values[flag] = true;
   }
   const dim = Number(values.dim ?? 256), k = Number(values.k ?? 80);
-  const t0 = performance.now();
-  const f = values.features
-    ? readFeatures(values.features, { dim })
-    : syntheticFeatures(Number(values.n ?? 98279), dim);
+  const f = benchFeatures(values, { dim, k });
   const n = f.n;
-  console.log(
-    `data: ${values.features ?? "synthetic clustered unit vectors (stages/synth.ts)"}  n=${n} dim=${dim} k=${k}` +
-      `  (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)`,
-  );
-  console.log(`machine: ${navigator.hardwareConcurrency} CPU threads; timings are wall clock (noisy on a shared box)`);
   const flop = 2 * n * n * dim;
 
   let ortRoof: number | null = null, npRoof: number | null = null;
