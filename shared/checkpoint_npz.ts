@@ -15,6 +15,20 @@ export interface ParamSpec {
   shape: number[];
 }
 
+/** A loaded checkpoint of a network whose weights are `W` (ours, or the original's `.pth`). */
+export interface LoadedCheckpoint<W> {
+  weights: W;
+  /** SGD momentum buffers in parameter order (ours only, when saved) */
+  momentum: Float32Array[] | null;
+  /** epochs completed (from our config or the original's `meta.epoch`; 0 when unknown) */
+  epoch: number;
+  /** SGD steps taken (0 when unknown) */
+  iter: number;
+  /** our config JSON, or the original's meta as far as it is plain data */
+  meta: Record<string, unknown>;
+  source: "ltc-npz" | "pytorch-zip" | "pytorch-legacy";
+}
+
 /** npz member name of a parameter (`layers.0.gc.weight` → `layers_0_gc_weight`). */
 export function arrayName(param: string): string {
   return param.replaceAll(".", "_");

@@ -13,7 +13,13 @@
  * @module
  */
 import { basename } from "node:path";
-import { arrayName, plainMeta, readMomentum, writeCheckpointNpz } from "../../shared/checkpoint_npz.ts";
+import {
+  arrayName,
+  type LoadedCheckpoint,
+  plainMeta,
+  readMomentum,
+  writeCheckpointNpz,
+} from "../../shared/checkpoint_npz.ts";
 import { LtcError, readFileChecked } from "../../shared/errors.ts";
 import type { NdArray } from "../../shared/ndarray.ts";
 import { NpzFile } from "../../shared/npy.ts";
@@ -27,19 +33,8 @@ export { arrayName } from "../../shared/checkpoint_npz.ts";
 /** Format tag in our checkpoints' config. */
 export const CHECKPOINT_FORMAT = "ltc-gcn-d";
 
-/** A loaded checkpoint. */
-export interface GcnCheckpoint {
-  weights: GcnWeights;
-  /** SGD momentum buffers in parameter order (ours only, when saved) */
-  momentum: Float32Array[] | null;
-  /** epochs completed (from our config or the original's `meta.epoch`; 0 when unknown) */
-  epoch: number;
-  /** SGD steps taken (0 when unknown) */
-  iter: number;
-  /** our config JSON, or the original's meta as far as it is plain data */
-  meta: Record<string, unknown>;
-  source: "ltc-npz" | "pytorch-zip" | "pytorch-legacy";
-}
+/** A loaded GCN-D checkpoint. */
+export type GcnCheckpoint = LoadedCheckpoint<GcnWeights>;
 
 /** The original's output name for a checkpoint: its basename without `.pth` (ours: without `.npz`). */
 export function checkpointName(path: string | undefined): string {

@@ -11,7 +11,13 @@
  * - optionally `momentum_<name>` for each parameter: the SGD momentum buffers (for resuming).
  * @module
  */
-import { arrayName, plainMeta, readMomentum, writeCheckpointNpz } from "../../shared/checkpoint_npz.ts";
+import {
+  arrayName,
+  type LoadedCheckpoint,
+  plainMeta,
+  readMomentum,
+  writeCheckpointNpz,
+} from "../../shared/checkpoint_npz.ts";
 import { LtcError, readFileChecked } from "../../shared/errors.ts";
 import type { NdArray } from "../../shared/ndarray.ts";
 import { NpzFile } from "../../shared/npy.ts";
@@ -27,19 +33,8 @@ export function checkpointFormat(kind: VeGcnKind): string {
   return `ltc-${kind}`;
 }
 
-/** A loaded checkpoint. */
-export interface VeGcnCheckpoint {
-  weights: VeGcnWeights;
-  /** SGD momentum buffers in parameter order (ours only, when saved) */
-  momentum: Float32Array[] | null;
-  /** epochs completed (ours, or the original's `meta.epoch`; 0 when unknown) */
-  epoch: number;
-  /** SGD steps taken (0 when unknown) */
-  iter: number;
-  /** our config JSON, or the original's meta as far as it is plain data */
-  meta: Record<string, unknown>;
-  source: "ltc-npz" | "pytorch-zip" | "pytorch-legacy";
-}
+/** A loaded GCN-V or GCN-E checkpoint. */
+export type VeGcnCheckpoint = LoadedCheckpoint<VeGcnWeights>;
 
 /** Write one of our checkpoints atomically (deterministic bytes). */
 export function saveVeGcnCheckpoint(
