@@ -6,6 +6,8 @@
 #   make pipeline SCALE=3 CKPT=…       the seed's scale table: part3_test (3 parts, ≈1.76M); also 5, 7, 9 (≈5.3M)
 #   make pipeline DATA=dir NAME=part1_test [TRAIN=part0_train] [CKPT=model.pth] [DIM=256] [FEAT_OPTS=--center]
 #   make real                          the CelebA face-api embeddings of ../shared/data/real (identity split)
+#   make slurm-pipeline CKPT=…         the same job on a Slurm cluster: kNN and GCN-D detection as job arrays
+#                                      (KNN_SHARDS=4 DETECT_SHARDS=2 SLURM_OPTS="--partition p --mem 16G --wait")
 #   make test                          the tests; prints "N passed, N failed"
 #
 # Every target is an artifact. Parameters live in file names (kNN k, thresholds, baseline parameters, as the
@@ -69,7 +71,7 @@ GCN4_OUT := $(RESULTS)/gcn_d_train_ms1m_4_prpsls/pred_labels.txt
 GCNI_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls_iter1/pred_labels.txt
 UB_OUT := $(RESULTS)/upper_bound/ub_th_iou_1_pos_-1_pred_labels.txt
 
-.PHONY: install test check bench pipeline real clean
+.PHONY: install test check bench pipeline real clean slurm-pipeline
 
 $(INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -219,6 +221,19 @@ $(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_
 
 pipeline: $(FEATS) $(LABELS)
 	@$(MAKE) --no-print-directory $(RESULTS)/report.md
+
+# ---------------------------------------------------------------- the same job on a Slurm cluster (slurm/submit.ts)
+# Synthesises $(DATA) when SCALE names a synthetic world and its features are missing; GCN-D is not trained on the
+# cluster: give CKPT (e.g. a checkpoint `make pipeline` trained, or the original's .pth). DATA and RESULTS_ROOT must
+# be on a filesystem every node sees.
+KNN_SHARDS ?= 4
+DETECT_SHARDS ?= 2
+SLURM_OPTS ?=
+slurm-pipeline: | $(INSTALLED)
+	@test -n "$(CKPT)" || { echo "error: slurm-pipeline needs CKPT=<GCN-D checkpoint> (train one with make $(RESULTS)/gcn_d_model/latest.npz)" >&2; exit 2; }
+	$(DENO) run -A slurm/submit.ts --data $(DATA) --name $(NAME) --results $(RESULTS) --load-from $(CKPT) \
+	  --k $(K) --dim $(DIM) $(FEAT_OPTS) --knn-shards $(KNN_SHARDS) --detect-shards $(DETECT_SHARDS) \
+	  $(if $(and $(filter $(SYNTH_ROOT)/$(SCALE),$(DATA)),$(if $(wildcard $(FEATS)),,x)),--scale $(SCALE) --seed $(SEED)) $(SLURM_OPTS)
 
 real:
 	@test -f $(SHARED)/data/real/features/celeba6300_faceapi128.bin || { echo "error: $(SHARED)/data/real/features/celeba6300_faceapi128.bin: no such file (set SHARED=<folder holding data/real>)" >&2; exit 2; }
