@@ -48,24 +48,28 @@ GCN_TRAIN_CFG ?= configs/gcn_d/cfg_pipeline_train.yaml
 
 FEATS := $(DATA)/features/$(NAME).bin
 LABELS := $(DATA)/labels/$(NAME).meta
-KNN := $(DATA)/knns/$(NAME)/faiss_k_$(K).npz
+# kNN of the test split: exact (faiss_k_<k>.npz) up to part1 size; the IVF index (ivf_k_<k>.npz, recall@80 ≥ 0.99
+# at the defaults, README) for the seed's scale table, where exact search would take 16 h at 5.21M rows on 2 cores.
+# The training split's is always exact. The file stem is the method name every downstream stage's folders carry.
+KNN_METHOD ?= $(if $(filter 3 5 7 9,$(SCALE)),ivf,faiss)
+KNN := $(DATA)/knns/$(NAME)/$(KNN_METHOD)_k_$(K).npz
 PROPS := $(DATA)/cluster_proposals
 CKPT_FILE := $(if $(CKPT),$(CKPT),$(RESULTS)/gcn_d_model/latest.npz)
 # one label file per row of the results table
-ARO_OUT := $(RESULTS)/baselines/$(NAME)_knn_aro_faiss_k_$(K)_th_0.0/pred_labels.txt
+ARO_OUT := $(RESULTS)/baselines/$(NAME)_knn_aro_$(KNN_METHOD)_k_$(K)_th_0.0/pred_labels.txt
 # the seed's MiniBatchKMeans: 5,000 clusters at MS1M part1 size (584,013 faces), scaled to this set's size. The
 # number is known once the labels exist, so `pipeline` builds the report in a second make, where they do.
 KMEANS_N = $(if $(wildcard $(LABELS)),$(shell echo $$(( (5000 * $$(wc -l < $(LABELS)) + 292006) / 584013 ))),0)
 KMEANS_OUT = $(RESULTS)/baselines/$(NAME)_mini_batch_kmeans_n_$(KMEANS_N)_bs_100/pred_labels.txt
-CW_OUT := $(RESULTS)/baselines/$(NAME)_chinese_whispers_faiss_k_$(K)_th_0.6_iters_20/pred_labels.txt
-DBSCAN_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.7_min_40_faiss_k_$(K)_th_0.7/pred_labels.txt
+CW_OUT := $(RESULTS)/baselines/$(NAME)_chinese_whispers_$(KNN_METHOD)_k_$(K)_th_0.6_iters_20/pred_labels.txt
+DBSCAN_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.7_min_40_$(KNN_METHOD)_k_$(K)_th_0.7/pred_labels.txt
 # an extra row: KNN-DBSCAN with parameters tuned on this benchmark (shows how much its table row depends on tuning)
-DBSCAN_TUNED_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.25_min_1_faiss_k_$(K)_th_0.0/pred_labels.txt
+DBSCAN_TUNED_OUT := $(RESULTS)/baselines/$(NAME)_knn_dbscan_eps_0.25_min_1_$(KNN_METHOD)_k_$(K)_th_0.0/pred_labels.txt
 # kNN + Infomap: the similarity threshold was chosen on the default training split's labels (README), never the test's
 INFOMAP_TH ?= 0.6
-INFOMAP_OUT := $(RESULTS)/baselines/$(NAME)_infomap_faiss_k_$(K)_th_$(INFOMAP_TH)_trials_1/pred_labels.txt
+INFOMAP_OUT := $(RESULTS)/baselines/$(NAME)_infomap_$(KNN_METHOD)_k_$(K)_th_$(INFOMAP_TH)_trials_1/pred_labels.txt
 HAC_OUT := $(RESULTS)/baselines/$(NAME)_fast_hac_dist_0.72_hmethod_single/pred_labels.txt
-CDP_OUT := $(RESULTS)/baselines/$(NAME)_cdp_faiss_k_$(K)_th_0.7_maxsz_600_step_0.05/pred_labels.txt
+CDP_OUT := $(RESULTS)/baselines/$(NAME)_cdp_$(KNN_METHOD)_k_$(K)_th_0.7_maxsz_600_step_0.05/pred_labels.txt
 GCN2_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls/pred_labels.txt
 GCN4_OUT := $(RESULTS)/gcn_d_train_ms1m_4_prpsls/pred_labels.txt
 GCNI_OUT := $(RESULTS)/gcn_d_ms1m_2_prpsls_iter1/pred_labels.txt
@@ -113,17 +117,23 @@ $(SYNTH_ROOT)/%/features/part0_train.bin $(SYNTH_ROOT)/%/labels/part0_train.meta
 $(DATA)/knns/%/faiss_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)
 	$(call RUNSTAGE,knn) --prefix $(DATA) --name $* --k $(K) --dim $(DIM) $(FEAT_OPTS)
 
+$(DATA)/knns/%/ivf_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)
+	$(call RUNSTAGE,knn) --prefix $(DATA) --name $* --k $(K) --dim $(DIM) $(FEAT_OPTS) --method ivf
+
 # ---------------------------------------------------------------- proposals: one list of folders per config
-# $(1) = dataset name, $(2) = config name
+# $(1) = dataset name, $(2) = config name, $(3) = kNN method (overrides the config's iteration-0 knn_method)
 define proposal_rule
-$(PROPS)/$(1)/$(2).folders: configs/proposals/$(2).yaml $(DATA)/knns/$(1)/faiss_k_$(K).npz $(DATA)/features/$(1).bin
+$(PROPS)/$(1)/$(2).folders: configs/proposals/$(2).yaml $(DATA)/knns/$(1)/$(3)_k_$(K).npz $(DATA)/features/$(1).bin
 	mkdir -p $$(@D)
-	$(call RUNSTAGE,proposals) --prefix $(DATA) --name $(1) --dim $(DIM) $(FEAT_OPTS) --config $$< > $$@.tmp
+	$(call RUNSTAGE,proposals) --prefix $(DATA) --name $(1) --dim $(DIM) $(FEAT_OPTS) --knn-method $(3) --config $$< > $$@.tmp
 	mv $$@.tmp $$@
 endef
-$(foreach s,$(TEST_SETS),$(eval $(call proposal_rule,$(NAME),$(s))))
-$(if $(filter $(TRAIN_PROPOSALS),$(TEST_SETS)),,$(eval $(call proposal_rule,$(NAME),$(TRAIN_PROPOSALS))))
-$(eval $(call proposal_rule,$(TRAIN),$(TRAIN_PROPOSALS)))
+$(foreach s,$(TEST_SETS),$(eval $(call proposal_rule,$(NAME),$(s),$(KNN_METHOD))))
+# the sets of one split share threshold folders (and iter-1 writes inside iter-0's): build them one after another
+# even under make -j, in the order the list gives
+$(foreach i,2 3,$(eval $(PROPS)/$(NAME)/$(word $(i),$(TEST_SETS)).folders: | $(PROPS)/$(NAME)/$(word $(shell expr $(i) - 1),$(TEST_SETS)).folders))
+$(if $(filter $(TRAIN_PROPOSALS),$(TEST_SETS)),,$(eval $(call proposal_rule,$(NAME),$(TRAIN_PROPOSALS),$(KNN_METHOD))))
+$(eval $(call proposal_rule,$(TRAIN),$(TRAIN_PROPOSALS),faiss))
 
 # ---------------------------------------------------------------- GCN-D training (skipped when CKPT is given)
 $(RESULTS)/gcn_d_model/cfg_train.yaml: $(GCN_TRAIN_CFG) $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders
@@ -149,7 +159,8 @@ $(UB_OUT): $(PROPS)/$(NAME)/train_ms1m_4_prpsls.folders $(LABELS)
 
 # ---------------------------------------------------------------- baselines (output folders named as the original)
 
-BASE := $(call RUNSTAGE,baseline) --prefix $(DATA) --name $(NAME) --dim $(DIM) $(FEAT_OPTS) --oprefix $(RESULTS)/baselines
+BASE := $(call RUNSTAGE,baseline) --prefix $(DATA) --name $(NAME) --dim $(DIM) $(FEAT_OPTS) --oprefix $(RESULTS)/baselines \
+  --knn-method $(KNN_METHOD)
 $(ARO_OUT): $(KNN)
 	$(BASE) --method knn_aro --knn $(K) --th-sim 0
 $(KMEANS_OUT): $(FEATS) $(LABELS)
@@ -219,8 +230,22 @@ $(RESULTS)/report.md: $(ARO_OUT) $(KMEANS_OUT) $(CW_OUT) $(DBSCAN_OUT) $(DBSCAN_
 	  --method "GCN-V=$(GCNV_OUT)" \
 	  --method "GCN-V + GCN-E=$(GCNE_OUT)"
 
+# the seed's scale table (SCALE=3|5|7|9): its rows only — CDP and GCN-D with two and four proposal sets — plus the
+# upper bound and kNN + Infomap (FastHAC, MiniBatchKMeans and the GCN-V/E rows are left out at millions of rows)
+$(RESULTS)/scale_report.md: $(CDP_OUT) $(GCN2_OUT) $(GCN4_OUT) $(UB_OUT) $(INFOMAP_OUT) $(LABELS)
+	$(call RUNSTAGE,report) --run-dir $(RESULTS) --gt-labels $(LABELS) --title "$(RUN) ($(KNN_METHOD) kNN)" \
+	  --method "CDP (single model, th=0.7)=$(CDP_OUT)" \
+	  --method "GCN-D (0.7, 0.75)=$(GCN2_OUT)" \
+	  --method "GCN-D (0.6, 0.65, 0.7, 0.75)=$(GCN4_OUT)" \
+	  --method "GCN upper bound (0.6, 0.65, 0.7, 0.75)=$(UB_OUT)" \
+	  --method "kNN + Infomap (k=$(K), th=$(INFOMAP_TH))=$(INFOMAP_OUT)"
+	cp $(RESULTS)/report.md $@
+
+# independent stages run side by side (JOBS at a time: most baselines and parts of training use one core); every
+# stage is deterministic on its own, so the artifacts do not depend on JOBS
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 pipeline: $(FEATS) $(LABELS)
-	@$(MAKE) --no-print-directory $(RESULTS)/report.md
+	@$(MAKE) -j$(JOBS) --no-print-directory $(RESULTS)/$(if $(filter 3 5 7 9,$(SCALE)),scale_report.md,report.md)
 
 # ---------------------------------------------------------------- the same job on a Slurm cluster (slurm/submit.ts)
 # Synthesises $(DATA) when SCALE names a synthetic world and its features are missing; GCN-D is not trained on the

@@ -52,6 +52,8 @@ done
 host=$(hostname -s)
 # the node's CPUs and memory as slurmd sees them
 node=$(slurmd -C | head -n 1)
+cpus=$(echo "$node" | grep -oE 'CPUs=[0-9]+' | cut -d= -f2)
+mem=$(echo "$node" | grep -oE 'RealMemory=[0-9]+' | cut -d= -f2)
 mkdir -p "$dir/spool" "$dir/state" "$dir/log" "$dir/munge"
 chmod 700 "$dir/munge"
 [ -f "$dir/munge/munge.key" ] || dd if=/dev/urandom of="$dir/munge/munge.key" bs=128 count=1 status=none
@@ -80,6 +82,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# a job that names no memory gets its CPUs' share, so jobs run side by side instead of each taking the whole node
+DefMemPerCPU=$((mem / cpus))
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill

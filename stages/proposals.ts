@@ -5,13 +5,14 @@
  *         [--knn-method faiss|hnsw|ivf] [--oprefix DIR/cluster_proposals] [--dim 256] [--no-normalize] [--center]
  *     deno task proposals --prefix DIR --name NAME --sv-labels <iter0 folder>/pred_labels.txt [--k 3] [--th-knn 0.6]
  *         [--maxsz 500] [--sv-minsz 2] [--sv-maxsz 5]
- *     deno task proposals --prefix DIR --name NAME --config configs/proposals/ms1m_8_prpsls.yaml
+ *     deno task proposals --prefix DIR --name NAME --config configs/proposals/ms1m_8_prpsls.yaml [--knn-method ivf]
  *
  * Iteration 0 reads `DIR/knns/NAME/<method>_k_<k>.npz` (building it with the kNN stage when missing) and writes
  * `OPREFIX/NAME/<method>_k_<k>_th_<th>_step_<step>_minsz_<minsz>_maxsz_<maxsz>_iter_0/` with `pred_labels.txt` and
  * `proposals/<i>_node.npz`, `<i>_edge.npz`. Iteration 1 (`--sv-labels`) clusters the mean features of the iter-0
  * clusters and writes `<iter0 folder>/..._sv_minsz_<a>_maxsz_<b>_iter_1/` plus `<iter0 folder>/knns/`. `--config`
- * runs a list of parameter sets (the original's multi-scale `generate_proposals`) and prints the proposal folders.
+ * runs a list of parameter sets (the original's multi-scale `generate_proposals`) and prints the proposal folders;
+ * `--knn-method` given with it replaces the sets' iteration-0 `knn_method` (iteration 1 keeps the config's).
  *
  * Differences from the original, all deliberate:
  * - `pred_labels.txt` always has N lines: the original's iter-0 file stops at the largest clustered index
@@ -82,7 +83,12 @@ async function main(args: CliArgs): Promise<void> {
     for (const o of ["k", "th-knn", "maxsz", "sv-labels"]) {
       if (args.given(o)) throw new LtcError(`proposals: --${o} cannot be combined with --config`);
     }
-    for (const f of await generateProposals(loadProposalConfig(config), common)) console.log(f);
+    // --knn-method replaces the sets' iteration-0 kNN (e.g. IVF at millions of rows); iteration 1 searches the few
+    // super-vertex features, so it keeps the config's method
+    const sets = loadProposalConfig(config).map((set) =>
+      args.given("knn-method") ? { ...set, knnMethod: args.str("knn-method") as KnnMethod } : set
+    );
+    for (const f of await generateProposals(sets, common)) console.log(f);
     return;
   }
   const svLabels = args.str("sv-labels");
