@@ -1,7 +1,8 @@
 /**
  * GCN-D cluster detection (reference §4.6): score every proposal of the given folders with a checkpoint, de-overlap
  * (§6) and evaluate; proposal folders come from the options or from a config's `test_data` (generated when the config
- * lists `proposal_params`).
+ * lists `proposal_params`). Reading and checking the inputs ({@linkcode prepareScoring}) and everything after the
+ * scores ({@linkcode finishDetect}) are separate so that a sharded run (`./detect_shard.ts`) shares them.
  * @module
  */
 import { join } from "node:path";

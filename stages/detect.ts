@@ -18,7 +18,8 @@
  * Sharded (`--shard I/S`, 0 ≤ I < S): score only part I of S and write `W/<ckpt-name>.part_<I>_of_<S>.npz` (key
  * `data`: float32 scores; key `index`: int32 file-order proposal index of each) with a `detect-part` sidecar — no
  * labels, no de-overlap; `deno task detect-merge` joins the S parts into the unsharded run's files, byte for byte.
- * Give every part the same options (the merge refuses parts that differ). A part is not exactly proposals
+ * Give every part the same options (the merge refuses parts that differ); the merged files equal those of an
+ * unsharded run with the same `--chunk-rows` and backend. A part is not exactly proposals
  * [⌊I·P/S⌋, ⌊(I+1)·P/S⌋) of the file order: a proposal's score can change in the last bit with the proposals
  * sharing its engine call, so parts are whole chunks of the unsharded run's plan (locality order, `--chunk-rows`
  * rows per chunk), cut at the chunk bounds nearest to those positions of the plan's order. Every part therefore reads
