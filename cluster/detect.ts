@@ -1,17 +1,18 @@
 /**
  * GCN-D cluster detection (reference §4.6): score every proposal of the given folders with a checkpoint, de-overlap
  * (§6) and evaluate; proposal folders come from the options or from a config's `test_data` (generated when the config
- * lists `proposal_params`).
+ * lists `proposal_params`). Reading and checking the inputs ({@linkcode prepareScoring}) and everything after the
+ * scores ({@linkcode finishDetect}) are separate so that a sharded run (`./detect_shard.ts`) shares them.
  * @module
  */
 import { join } from "node:path";
 import { ensureWritable, markInProgress, Timings, writeFileAtomic, writeSidecar } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
-import { readFeatures } from "../shared/features.ts";
+import { type Features, readFeatures } from "../shared/features.ts";
 import { readLabels, writeLabels } from "../shared/meta.ts";
 import { writeNpz } from "../shared/npy.ts";
 import { log } from "../shared/progress.ts";
-import { listProposalFiles } from "../shared/proposal_io.ts";
+import { listProposalFiles, type ProposalFiles } from "../shared/proposal_io.ts";
 import { deoverlap } from "./deoverlap.ts";
 import { type AllMetrics, evaluateAll, pearson } from "./metrics.ts";
 import { generateProposals, parseProposalParams } from "./proposals/mod.ts";
@@ -21,8 +22,10 @@ import {
   createEngine,
   type DataSpec,
   DEFAULT_GCN_CONFIG,
+  type GcnCheckpoint,
   type GcnConfig,
   type GcnRunConfig,
+  type GcnWeights,
   groundTruth,
   initWeights,
   loadCheckpoint,
@@ -75,19 +78,38 @@ export interface DetectResult {
   timings: Timings;
 }
 
+/** What scoring needs, read and checked once (by {@linkcode detectClusters} and a sharded run's parts). */
+export interface ScoringInputs {
+  feats: Features;
+  /** ground truth when `labelPath` was given (checked against the feature count) */
+  gt: Int32Array | null;
+  /** the loaded checkpoint, or null for `randomInit` */
+  ckpt: GcnCheckpoint | null;
+  weights: GcnWeights;
+  files: ProposalFiles[];
+  /** node list of every proposal, in file order */
+  nodes: Int32Array[];
+  /** the parameters that determine the scores, as the scores' sidecar records them */
+  params: Record<string, unknown>;
+  /** the input files the scores' sidecar hashes: features, then the checkpoint (when there is one) */
+  inputs: string[];
+  /** what the sidecar records of the model: `{source, epoch}` or `"random"` */
+  checkpointInfo: unknown;
+}
+
 /**
- * Score, de-overlap and evaluate: the whole of the original's `test_cluster_det`. Artifacts are written atomically
- * with sidecars.
+ * Read and check what scoring needs: features, labels (when given), the checkpoint (or the random model), the
+ * proposal files and every node list. `outputs` are checked writable first, so a bad destination fails at once.
  */
-export async function detectClusters(options: DetectOptions): Promise<DetectResult> {
-  const timings = new Timings();
+export function prepareScoring(options: DetectOptions, opts: { timings: Timings; outputs: string[] }): ScoringInputs {
+  const { timings } = opts;
   const dim = options.dim ?? 256;
   const feats = timings.step("read_features", () => readFeatures(options.featPath, { dim, center: options.center }));
   const gt = options.labelPath ? readLabels(options.labelPath) : null;
   if (gt && gt.length !== feats.n) {
     throw new LtcError(`${options.labelPath}: has ${gt.length} labels but ${options.featPath} has ${feats.n} rows`);
   }
-  ensureWritable(join(options.workDir, "pred_labels.txt"));
+  for (const out of opts.outputs) ensureWritable(out);
   if (!options.loadFrom && !options.randomInit) {
     throw new LtcError(
       "detect: no checkpoint given (--load-from); to score with an untrained, randomly initialised model on purpose, " +
@@ -107,7 +129,39 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
     );
   const files = listProposalFiles(options.proposalFolders, { features: options.featPath });
   const nodes = timings.step("read_nodes", () => readAllNodes(files, feats.n));
-  const engine = await createEngine(weights, options.backend ?? "auto");
+  const params = {
+    feat_path: options.featPath,
+    load_from: options.loadFrom ?? null,
+    proposal_folders: options.proposalFolders,
+    wo_weight: options.woWeight ?? false,
+    is_norm_adj: options.normAdj ?? true,
+    dim,
+    center: options.center ?? false,
+    seed: options.loadFrom ? null : options.seed ?? 42,
+  };
+  const inputs = [options.featPath, ...(options.loadFrom ? [options.loadFrom] : [])];
+  const checkpointInfo = ckpt ? { source: ckpt.source, epoch: ckpt.epoch } : "random";
+  return { feats, gt, ckpt, weights, files, nodes, params, inputs, checkpointInfo };
+}
+
+/** Refuse a score that is not finite, naming the proposal's node file (`scored`: the proposal indices to check). */
+export function checkScoresFinite(scores: Float32Array, files: ProposalFiles[], scored?: ArrayLike<number>): void {
+  const count = scored ? scored.length : scores.length;
+  for (let k = 0; k < count; k++) {
+    const i = scored ? scored[k]! : k;
+    if (!Number.isFinite(scores[i]!)) throw new LtcError(`${files[i]!.node}: the model's score is not finite`);
+  }
+}
+
+/**
+ * Score, de-overlap and evaluate: the whole of the original's `test_cluster_det`. Artifacts are written atomically
+ * with sidecars.
+ */
+export async function detectClusters(options: DetectOptions): Promise<DetectResult> {
+  const timings = new Timings();
+  const inp = prepareScoring(options, { timings, outputs: [join(options.workDir, "pred_labels.txt")] });
+  const { feats, files, nodes } = inp;
+  const engine = await createEngine(inp.weights, options.backend ?? "auto");
   let scores: Float32Array;
   try {
     log(
@@ -124,25 +178,52 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
   } finally {
     engine.dispose();
   }
-  for (let i = 0; i < scores.length; i++) {
-    if (!Number.isFinite(scores[i]!)) throw new LtcError(`${files[i]!.node}: the model's score is not finite`);
-  }
+  checkScoresFinite(scores, files);
+  return finishDetect({ ...inp, scores, n: feats.n, backend: engine.backend, timings }, {
+    ...options,
+    name: checkpointName(options.loadFrom),
+  });
+}
 
-  const name = checkpointName(options.loadFrom);
-  const scoresPath = join(options.workDir, `${name}.npz`);
-  const inputs = [options.featPath, ...(options.loadFrom ? [options.loadFrom] : [])];
-  const params = {
-    feat_path: options.featPath,
-    load_from: options.loadFrom ?? null,
-    proposal_folders: options.proposalFolders,
-    wo_weight: options.woWeight ?? false,
-    is_norm_adj: options.normAdj ?? true,
-    dim,
-    center: options.center ?? false,
-    seed: options.loadFrom ? null : options.seed ?? 42,
-  };
+/** The scores of every proposal and what {@linkcode finishDetect} records about them. */
+export interface FinishInput {
+  /** one score per proposal, in file order */
+  scores: Float32Array;
+  nodes: Int32Array[];
+  /** number of instances (feature rows) */
+  n: number;
+  gt: Int32Array | null;
+  params: Record<string, unknown>;
+  inputs: string[];
+  backend: string;
+  timings: Timings;
+  checkpointInfo: unknown;
+  /** added to the scores' sidecar after what detect records (a merged run: its shards) */
+  extra?: Record<string, unknown>;
+}
+
+/** Options of {@linkcode finishDetect}. */
+export interface FinishOptions {
+  workDir: string;
+  /** the scores file's name: `<name>.npz` */
+  name: string;
+  proposalFolders: string[];
+  detLabel?: "iou" | "iop";
+  thPos?: number;
+  thIou?: number;
+  metrics?: string[];
+}
+
+/**
+ * Detect's tail, once all scores are known (from one run or merged from a sharded run's parts): write the scores
+ * file with the original's meta and its sidecar, de-overlap into `pred_labels.txt`, and with labels write
+ * `metrics.json`. The same scores give the same bytes, however they were computed.
+ */
+export function finishDetect(input: FinishInput, options: FinishOptions): DetectResult {
+  const { scores, nodes, gt, params, inputs, backend, timings } = input;
+  const scoresPath = join(options.workDir, `${options.name}.npz`);
   // As the original's np.savez_compressed(opath, data=scores, meta=meta): meta is a pickled dict in a 0-d object array.
-  const meta = new Map<string, unknown>([["tot_inst_num", feats.n], ["proposal_folders", options.proposalFolders]]);
+  const meta = new Map<string, unknown>([["tot_inst_num", input.n], ["proposal_folders", options.proposalFolders]]);
   // The deoverlap stage takes the proposal folders from the sidecar first: a run killed between the scores and their
   // sidecar must not leave the previous run's folders vouching for the new scores (the file's own meta is used then).
   markInProgress(scoresPath, "detect");
@@ -166,21 +247,22 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
     stage: "detect",
     params,
     inputs,
-    backend: engine.backend,
+    backend,
     timings,
     extra: {
       proposal_folders: options.proposalFolders,
-      tot_inst_num: feats.n,
-      proposal_count: files.length,
-      checkpoint: ckpt ? { source: ckpt.source, epoch: ckpt.epoch } : "random",
+      tot_inst_num: input.n,
+      proposal_count: nodes.length,
+      checkpoint: input.checkpointInfo,
       ...(scoreMse !== null ? { [`mse_vs_${options.detLabel ?? "iou"}`]: scoreMse } : {}),
       ...(scoreCorr !== null ? { [`corr_vs_${options.detLabel ?? "iou"}`]: scoreCorr } : {}),
+      ...input.extra,
     },
   });
 
   const labels = timings.step(
     "deoverlap",
-    () => deoverlap(scores, nodes, feats.n, { thPos: options.thPos ?? -1, thIou: options.thIou ?? 1 }),
+    () => deoverlap(scores, nodes, input.n, { thPos: options.thPos ?? -1, thIou: options.thIou ?? 1 }),
   );
   const labelsPath = join(options.workDir, "pred_labels.txt");
   writeLabels(labelsPath, labels);
@@ -188,7 +270,7 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
     stage: "detect",
     params: { ...params, th_pos: options.thPos ?? -1, th_iou: options.thIou ?? 1 },
     inputs: [...inputs, scoresPath],
-    backend: engine.backend,
+    backend,
     timings,
   });
 
@@ -201,7 +283,7 @@ export async function detectClusters(options: DetectOptions): Promise<DetectResu
     metricsPath = join(options.workDir, "metrics.json");
     writeFileAtomic(metricsPath, JSON.stringify(metrics, null, 2) + "\n");
   }
-  return { scores, labels, metrics, scoresPath, labelsPath, metricsPath, backend: engine.backend, timings };
+  return { scores, labels, metrics, scoresPath, labelsPath, metricsPath, backend, timings };
 }
 
 /**

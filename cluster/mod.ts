@@ -7,6 +7,7 @@
 export * from "./baselines/mod.ts";
 export * from "./deoverlap.ts";
 export * from "./detect.ts";
+export * from "./detect_shard.ts";
 export * from "./graph.ts";
 export * from "./knn_source.ts";
 export * from "./metrics.ts";

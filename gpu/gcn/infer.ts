@@ -2,14 +2,15 @@
  * Scoring proposal folders with a GCN-D engine: read every node file, compute the shared first-layer table for the
  * union of their nodes once (the CPU twin: once per chunk, see {@linkcode localityOrder}), then stream the edge files
  * in chunks of packed proposals, queued in runs of chunks whose scores are read once per run (after the next run was
- * queued, so edge files are read while the device scores).
+ * queued, so edge files are read while the device scores). The chunks are fixed by a {@linkcode ScorePlan} of the
+ * whole list, so a sharded run (each part scoring a span of whole chunks) gives the unsharded run's bits.
  * @module
  */
 import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import { Progress } from "../../shared/progress.ts";
 import { type ProposalFiles, readProposalEdges, readProposalNodes } from "../../shared/proposal_io.ts";
-import type { GcnEngine, Pending } from "./engine.ts";
+import type { GcnEngine } from "./engine.ts";
 import { buildProposalGraph, LocalIndex, type PackedBatch, packGraphs, type ProposalGraph } from "./graph.ts";
 
 /** Read the node file of every proposal (the original asserts each has more than one node). */
@@ -60,21 +61,86 @@ export function localityOrder(nodes: Int32Array[], n: number): Int32Array {
   return order;
 }
 
+/**
+ * How a proposal list is scored: the order (see {@linkcode localityOrder}) and the chunks cut from it. A proposal's
+ * score can depend on the other proposals of its chunk in the last bit (the CPU twin pads each proposal to the
+ * largest of its size group, and onnxruntime's products round differently for other shapes), so the plan is made
+ * from the whole proposal list, always the same way, and every part of a sharded run scores whole chunks of it:
+ * then each proposal meets the same chunk mates as in an unsharded run and gets the same bits.
+ */
+export interface ScorePlan {
+  /** proposal indices in scoring order */
+  order: Int32Array;
+  /** positions in `order` where the chunks start, then `order.length` (just `[0]` for no proposals) */
+  bounds: Int32Array;
+}
+
+/**
+ * The scoring plan of a proposal list: chunks take proposals in {@linkcode localityOrder} while their packed node
+ * rows stay within `chunkRows` (a chunk holds at least one proposal, however large).
+ */
+export function planChunks(nodes: Int32Array[], n: number, options: { chunkRows?: number } = {}): ScorePlan {
+  const chunkRows = options.chunkRows ?? 32768;
+  const order = localityOrder(nodes, n);
+  const bounds = [0];
+  let end = 0;
+  while (end < order.length) {
+    const start = end;
+    let packed = 0;
+    while (end < order.length && (end === start || packed + nodes[order[end]!]!.length <= chunkRows)) {
+      packed += nodes[order[end]!]!.length;
+      end++;
+    }
+    bounds.push(end);
+  }
+  return { order, bounds: Int32Array.from(bounds) };
+}
+
+/**
+ * Part `index` of `count` of a plan, as positions [start, end) of its order: the chunk bounds nearest to
+ * ⌊index·P/count⌋ and ⌊(index+1)·P/count⌋ (the lower one on a tie). Consecutive parts meet, part 0 starts at 0 and
+ * the last ends at P; a part is empty when a single chunk spans its share.
+ */
+export function planSpan(plan: ScorePlan, index: number, count: number): { start: number; end: number } {
+  const p = plan.order.length;
+  const cut = (i: number) => {
+    const target = Math.floor((i * p) / count);
+    let lo = 0, hi = plan.bounds.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (plan.bounds[mid]! < target) lo = mid + 1;
+      else hi = mid;
+    }
+    // bounds[lo] is the first bound ≥ target; the one before it may be nearer
+    const above = plan.bounds[lo]!;
+    const below = lo > 0 ? plan.bounds[lo - 1]! : above;
+    return target - below <= above - target ? below : above;
+  };
+  return { start: cut(index), end: cut(index + 1) };
+}
+
 /** Options of {@linkcode scoreProposals}. */
 export interface ScoreOptions {
   woWeight?: boolean;
   normAdj?: boolean;
-  /** packed node rows per chunk (one dispatch chain; default 32768) */
+  /** packed node rows per chunk (one dispatch chain; default 32768); ignored when `plan` is given */
   chunkRows?: number;
   /** packed node rows per queued run of chunks, read back once (default 524288) */
   runRows?: number;
   /** show a progress bar with this label */
   progressLabel?: string;
+  /** the scoring plan (default: {@linkcode planChunks} with `chunkRows`) */
+  plan?: ScorePlan;
+  /**
+   * score only the proposals at positions [start, end) of the plan's order (chunk bounds, e.g. from
+   * {@linkcode planSpan}); the others' scores are left NaN and their edge files are not read
+   */
+  span?: { start: number; end: number };
 }
 
 /**
- * The eval-mode prediction of every proposal, in file order. `nodes[i]` are the nodes of `files[i]` (from
- * {@linkcode readAllNodes}).
+ * The eval-mode prediction of every proposal (or of a span of the plan), in file order. `nodes[i]` are the nodes of
+ * `files[i]` (from {@linkcode readAllNodes}).
  */
 export function scoreProposals(
   engine: GcnEngine,
@@ -94,56 +160,62 @@ export function scoreProposals(
 }
 
 /**
- * The eval-mode prediction of every proposal given by its nodes and a builder of its graph (called once per
- * proposal, in the order chunks are filled), in proposal order.
+ * The eval-mode prediction of every proposal (or of a span of the plan) given by its nodes and a builder of its
+ * graph (called once per scored proposal, in the order chunks are filled), in proposal order.
  */
 export async function scoreGraphs(
   engine: GcnEngine,
   features: Features,
   nodes: Int32Array[],
   graphOf: (proposal: number) => ProposalGraph,
-  options: Pick<ScoreOptions, "chunkRows" | "runRows" | "progressLabel"> = {},
+  options: Pick<ScoreOptions, "chunkRows" | "runRows" | "progressLabel" | "plan" | "span"> = {},
 ): Promise<Float32Array> {
   const n = features.n;
-  // Distinct nodes, in id order, and each one's row in the first-layer table.
+  const plan = options.plan ?? planChunks(nodes, n, { chunkRows: options.chunkRows });
+  const { order, bounds } = plan;
+  if (order.length !== nodes.length) {
+    throw new Error(`scoreGraphs: the plan orders ${order.length} proposals, not ${nodes.length}`);
+  }
+  const span = options.span ?? { start: 0, end: order.length };
+  // chunk index of each span end (the span must be cut at chunk bounds, or its chunks would not be the plan's)
+  const firstChunk = bounds.indexOf(span.start), endChunk = bounds.indexOf(span.end);
+  if (firstChunk < 0 || endChunk < firstChunk) {
+    throw new Error(`scoreGraphs: span [${span.start}, ${span.end}) is not cut at the plan's chunk bounds`);
+  }
+  // Distinct nodes of the scored proposals, in id order, and each one's row in the first-layer table.
   const tableRow = new Int32Array(n).fill(-1);
-  for (const list of nodes) for (const v of list) tableRow[v] = 0;
+  for (let i = span.start; i < span.end; i++) for (const v of nodes[order[i]!]!) tableRow[v] = 0;
   let distinct = 0;
   for (let v = 0; v < n; v++) if (tableRow[v] === 0) tableRow[v] = distinct++;
   const rows = new Int32Array(distinct);
   for (let v = 0; v < n; v++) if (tableRow[v]! >= 0) rows[tableRow[v]!] = v;
   await engine.setFirstLayerRows(features.data, rows);
 
-  const scores = new Float32Array(nodes.length);
+  const scores = new Float32Array(nodes.length).fill(options.span ? NaN : 0);
   const chunkRows = options.chunkRows ?? 32768;
   const runRows = Math.max(chunkRows, options.runRows ?? 1 << 19);
-  const progress = options.progressLabel ? new Progress(options.progressLabel, nodes.length) : null;
+  const progress = options.progressLabel ? new Progress(options.progressLabel, span.end - span.start) : null;
   const source = (v: number) => tableRow[v]!;
-  const order = localityOrder(nodes, n);
-  /** Build and queue the chunks of one run from `start` in `order`; returns the run's end and its pending scores. */
-  const queueRun = (start: number) => {
+  /** Build and queue the chunks of one run from chunk `c0`; returns the run's end and its pending scores. */
+  const queueRun = (c0: number) => {
     const chunks: PackedBatch[] = [];
-    let end = start, runPacked = 0;
-    while (end < order.length && runPacked < runRows) {
+    let c = c0, runPacked = 0;
+    while (c < endChunk && runPacked < runRows) {
       const graphs: ProposalGraph[] = [];
-      let packed = 0;
-      while (end < order.length && (graphs.length === 0 || packed + nodes[order[end]!]!.length <= chunkRows)) {
-        const p = order[end]!;
-        graphs.push(graphOf(p));
-        packed += nodes[p]!.length;
-        end++;
+      for (let i = bounds[c]!; i < bounds[c + 1]!; i++) {
+        graphs.push(graphOf(order[i]!));
+        runPacked += nodes[order[i]!]!.length;
       }
       chunks.push(packGraphs(graphs, { source }));
-      runPacked += packed;
+      c++;
     }
-    return { start, end, pending: engine.queuePredict(chunks) };
+    return { start: bounds[c0]!, end: bounds[c]!, endChunk: c, pending: engine.queuePredict(chunks) };
   };
-  let run: { start: number; end: number; pending: Promise<Pending<Float32Array[]>> } | null = order.length
-    ? queueRun(0)
-    : null;
+  type Run = ReturnType<typeof queueRun>;
+  let run: Run | null = firstChunk < endChunk ? queueRun(firstChunk) : null;
   while (run) {
     const pending = await run.pending;
-    const next = run.end < order.length ? queueRun(run.end) : null;
+    const next = run.endChunk < endChunk ? queueRun(run.endChunk) : null;
     let i = run.start;
     for (const result of await pending.read()) for (const score of result) scores[order[i++]!] = score;
     progress?.tick(run.end - run.start);
