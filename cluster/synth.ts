@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ensureWritable, Timings, writeSidecar } from "../shared/artifact.ts";
+import { ensureWritable, tempPath, Timings, writeSidecar } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
 import { writeFeatures } from "../shared/features.ts";
 import { writeLabels } from "../shared/meta.ts";
@@ -304,7 +304,7 @@ export function writeSynthParts(
   const labelPath = join(prefix, "labels", `${name}.meta`);
   ensureWritable(featPath);
   ensureWritable(labelPath);
-  const tmp = `${featPath}.tmp-${Deno.pid}`;
+  const tmp = tempPath(featPath);
   const labels: number[] = [];
   let ids = 0, dim = 0, stats: Record<string, number> = {};
   const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });

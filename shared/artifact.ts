@@ -48,7 +48,7 @@ function makeDir(dir: string): void {
  */
 export function ensureWritable(path: string): void {
   ensureParent(path);
-  const probe = `${path}.tmp-${Deno.pid}`;
+  const probe = tempPath(path);
   try {
     Deno.writeFileSync(probe, new Uint8Array(0));
     Deno.removeSync(probe);
@@ -58,6 +58,25 @@ export function ensureWritable(path: string): void {
     }
     throw new LtcError(`${dirname(path)}: cannot write ${path} here (${(err as Error).message})`);
   }
+}
+
+/** This machine's name as temp names carry it (characters other than letters, digits, `.`, `-` become `_`). */
+function hostTag(): string {
+  let host = "localhost";
+  try {
+    host = Deno.hostname();
+  } catch { /* no --allow-sys: one name for every process of this run */ }
+  return host.replace(/[^A-Za-z0-9.-]/g, "_");
+}
+const HOST = hostTag();
+
+/**
+ * The temp name beside `path` that this process writes before renaming: `<path>.<kind>-<pid>@<host>`. The host is
+ * part of it because stages of one run may write into one shared folder from several machines (Slurm job arrays on
+ * a network filesystem), where a process id says nothing about another machine's processes.
+ */
+export function tempPath(path: string, kind: "tmp" | "old" = "tmp"): string {
+  return `${path}.${kind}-${Deno.pid}@${HOST}`;
 }
 
 /** Whether process `pid` is alive; where that cannot be told (no `/proc`), assume it is. */
@@ -77,8 +96,9 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Remove the temp files and folders (`<name>.tmp-<pid>`, `<name>.old-<pid>`) that processes which no longer run left
- * in `dir` — what a SIGKILL during a write leaves behind. Never touches a live process's temps.
+ * Remove the temp files and folders ({@linkcode tempPath}: `<name>.tmp-<pid>@<host>`, `<name>.old-<pid>@<host>`) that
+ * processes of this machine which no longer run left in `dir` — what a SIGKILL during a write leaves behind. Never
+ * touches a live process's temps, nor another machine's.
  */
 export function removeStaleTemps(dir: string): void {
   let entries: Deno.DirEntry[];
@@ -88,8 +108,10 @@ export function removeStaleTemps(dir: string): void {
     return;
   }
   for (const e of entries) {
-    const m = /\.(?:tmp|old)-(\d+)$/.exec(e.name);
-    if (!m || processAlive(Number(m[1]))) continue;
+    // `.tmp-<pid>@<host>` (and the older `.tmp-<pid>`, taken as this machine's); another machine's temps are left
+    // alone: whether their process still runs cannot be told from here
+    const m = /\.(?:tmp|old)-(\d+)(?:@([A-Za-z0-9._-]+))?$/.exec(e.name);
+    if (!m || (m[2] !== undefined && m[2] !== HOST) || processAlive(Number(m[1]))) continue;
     try {
       Deno.removeSync(join(dir, e.name), { recursive: true });
     } catch { /* raced with another cleaner, or not ours to remove */ }
@@ -103,8 +125,8 @@ export function removeStaleTemps(dir: string): void {
  */
 export function writeFolderAtomic<T>(folder: string, fill: (tmpFolder: string) => T): T {
   ensureParent(folder);
-  const tmp = `${folder}.tmp-${Deno.pid}`;
-  const old = `${folder}.old-${Deno.pid}`;
+  const tmp = tempPath(folder);
+  const old = tempPath(folder, "old");
   try {
     Deno.removeSync(tmp, { recursive: true });
   } catch { /* none */ }
@@ -137,7 +159,7 @@ export function writeFolderAtomic<T>(folder: string, fill: (tmpFolder: string) =
  */
 export function writeFileAtomic(path: string, data: Uint8Array | Uint8Array[] | string): void {
   ensureParent(path);
-  const tmp = `${path}.tmp-${Deno.pid}`;
+  const tmp = tempPath(path);
   try {
     if (typeof data === "string") Deno.writeTextFileSync(tmp, data);
     else if (data instanceof Uint8Array) Deno.writeFileSync(tmp, data);
