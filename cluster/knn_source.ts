@@ -200,7 +200,7 @@ export function knnArtifactPath(prefix: string, name: string, method: KnnStageMe
  * The parameters a kNN artifact's sidecar records: what decides whether the file is up to date. IVF defaults
  * depend on the row count `n`, so they are recorded resolved (as given when `n` is unknown).
  */
-function knnArtifactParams(
+export function knnArtifactParams(
   method: KnnStageMethod,
   k: number,
   source: FeatureSource,

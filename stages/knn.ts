@@ -3,6 +3,7 @@
  *
  *     deno task knn --prefix DIR --name NAME [--k 80] [--method exact|hnsw|ivf] [--backend auto|webgpu|cpu]
  *                   [--dim 256] [--no-normalize] [--center] [--force] [--nlist L] [--nprobe P]
+ *                   [--shard I/S] [--build-index]
  *
  * Reads `DIR/features/NAME.bin` (L2-normalised on load unless `--no-normalize`; `--center` subtracts the mean
  * first) and writes `DIR/knns/NAME/faiss_k_<k>.npz` (exact, interchangeable with the original's faiss IndexFlatIP
@@ -17,12 +18,20 @@
  * benchmark at 98K and 584K rows).
  * Downstream stages read its file with `--knn-method ivf`.
  *
+ * Sharding (exact and IVF; cluster/knn_shard.ts): `--shard I/S` computes only query rows [⌊I·N/S⌋, ⌊(I+1)·N/S⌋)
+ * (IVF: rounded to whole query chunks) against all N rows into `DIR/knns/NAME/<faiss|ivf>_k_<k>.part_I_of_S.npz`
+ * (sidecar stage `knn-part`); `deno task knn-merge … --shards S` joins the S parts into the file an unsharded run
+ * writes, byte for byte, with the same sidecar parameters. IVF shards search one shared index, built first with
+ * `--method ivf --build-index` into `DIR/knns/NAME/ivf_index.npz` (the unsharded IVF run uses it too when it is up
+ * to date). HNSW cannot be sharded (its graph depends on inserting every row).
+ *
  * The code behind it: `cluster/knn_source.ts`.
  * @module
  */
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
 import { runMain } from "../shared/errors.ts";
 import { KNN_STAGE_METHODS, type KnnStageMethod, type KnnStageOptions, runKnnStage } from "../cluster/knn_source.ts";
+import { runKnnShard } from "../cluster/knn_shard.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 
 /** The stage's command line. */
@@ -46,6 +55,8 @@ export const KNN_CLI: CliSpec = {
     nlist: { type: "int", help: "IVF: number of lists (default 12·√N)" },
     nprobe: { type: "int", help: "IVF: lists scanned per row (default nlist / 48, at least 32)" },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
+    shard: { type: "string", help: "I/S: only shard I of S of the query rows, into a part file (exact, ivf)" },
+    "build-index": { type: "boolean", help: "IVF: build the shared index DIR/knns/NAME/ivf_index.npz only" },
   },
 };
 
@@ -74,6 +85,10 @@ export function optionsFromArgs(args: CliArgs): KnnStageOptions {
 
 if (import.meta.main) {
   await runMain(async () => {
-    await runKnnStage(optionsFromArgs(parseCli(KNN_CLI, Deno.args)));
+    const args = parseCli(KNN_CLI, Deno.args);
+    const options = optionsFromArgs(args);
+    const shard = args.str("shard");
+    if (shard !== undefined) await runKnnShard({ ...options, shard });
+    else await runKnnStage(options);
   });
 }
