@@ -39,7 +39,7 @@ import {
 import { LtcError } from "../shared/errors.ts";
 import { type KnnGraph, readKnnPart, writeKnn, writeKnnPart } from "../shared/knn_file.ts";
 import { log } from "../shared/progress.ts";
-import { exactKnn } from "../gpu/knn/mod.ts";
+import { exactKnn, ivfParams } from "../gpu/knn/mod.ts";
 import {
   FeatureCache,
   type FeatureSource,
@@ -51,6 +51,7 @@ import {
   sampleRows,
   searchMethodOf,
 } from "./knn_source.ts";
+import { ivfIndexPath, loadIvfIndexChecked, searchIvfIndex } from "./ivf_index.ts";
 
 /** Shard `index` of `count` (0 ≤ index < count). */
 export interface KnnShard {
@@ -140,13 +141,17 @@ export async function runKnnShard(options: KnnStageOptions & { shard: string }):
     throw new LtcError(`${source.path}: k = ${k} must be a positive integer below its ${n} rows`);
   }
   const params = knnArtifactParams(method, k, source, { ivf: options.ivf, n });
-  const indexPath = "IVF-TODO";
+  const indexPath = ivfIndexPath(options.prefix, options.name);
   let range = shardRows(n, shard);
-  if ((search as string) === "ivf") {
-    throw new LtcError("knn: --shard with --method ivf: not built yet");
-  }
   if (search === "ivf") {
-    range = shardRows(n, shard, 1);
+    const chunk = ivfParams(n, { ...options.ivf }).chunkRows;
+    range = shardRows(n, shard, chunk);
+    if (range.start === range.end) {
+      throw new LtcError(
+        `knn: --shard ${options.shard}: IVF shards are whole query chunks of ${chunk} rows (--ivf-chunk), ` +
+          `${Math.ceil(n / chunk)} for ${n} rows: use at most that many shards`,
+      );
+    }
   }
   const path = knnPartPath(options.prefix, options.name, { method, k, shard });
   const inputs = search === "ivf" ? [source.path, indexPath] : [source.path];
@@ -162,7 +167,11 @@ export async function runKnnShard(options: KnnStageOptions & { shard: string }):
   let graph: KnnGraph, backend: string;
   let ivfExtra: Record<string, unknown> | undefined;
   if (search === "ivf") {
-    throw new LtcError("todo");
+    const index = t.step("read_index", () => loadIvfIndexChecked(indexPath, { source, params, n }));
+    const r = await t.stepAsync("ivf", () => searchIvfIndex(features, index, { k, rows: range }));
+    graph = r.graph;
+    backend = r.backend;
+    ivfExtra = r.extra;
   } else {
     const r = await t.stepAsync(
       "exact_knn",
@@ -171,9 +180,7 @@ export async function runKnnShard(options: KnnStageOptions & { shard: string }):
     graph = r.graph;
     backend = r.backend;
   }
-  const recall = (search as string) === "ivf"
-    ? await shardRecall(features, { graph, start, end, k, options, t })
-    : undefined;
+  const recall = search === "ivf" ? await shardRecall(features, { graph, start, end, k, options, t }) : undefined;
   cache.release();
   markInProgress(path, "knn-part");
   await t.stepAsync("write", () => writeKnnPart(path, { graph, start, end, total: n }));

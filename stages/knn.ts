@@ -29,9 +29,10 @@
  * @module
  */
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
-import { runMain } from "../shared/errors.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
 import { KNN_STAGE_METHODS, type KnnStageMethod, type KnnStageOptions, runKnnStage } from "../cluster/knn_source.ts";
 import { runKnnShard } from "../cluster/knn_shard.ts";
+import { runIvfIndexStage } from "../cluster/ivf_index.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 
 /** The stage's command line. */
@@ -54,6 +55,10 @@ export const KNN_CLI: CliSpec = {
     shards: { type: "int", default: 1, help: "HNSW: independent shards built and searched in worker threads" },
     nlist: { type: "int", help: "IVF: number of lists (default 12·√N)" },
     nprobe: { type: "int", help: "IVF: lists scanned per row (default nlist / 48, at least 32)" },
+    "ivf-chunk": {
+      type: "int",
+      help: "IVF: query rows searched together (default max(8192, 4·nlist)); shards: whole chunks",
+    },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
     shard: { type: "string", help: "I/S: only shard I of S of the query rows, into a part file (exact, ivf)" },
     "build-index": { type: "boolean", help: "IVF: build the shared index DIR/knns/NAME/ivf_index.npz only" },
@@ -78,7 +83,7 @@ export function optionsFromArgs(args: CliArgs): KnnStageOptions {
       ef: args.optNum("ef"),
       shards: args.num("shards"),
     },
-    ivf: { nlist: args.optNum("nlist"), nprobe: args.optNum("nprobe") },
+    ivf: { nlist: args.optNum("nlist"), nprobe: args.optNum("nprobe"), chunkRows: args.optNum("ivf-chunk") },
     recallSample: args.num("recall-sample"),
   };
 }
@@ -88,7 +93,13 @@ if (import.meta.main) {
     const args = parseCli(KNN_CLI, Deno.args);
     const options = optionsFromArgs(args);
     const shard = args.str("shard");
-    if (shard !== undefined) await runKnnShard({ ...options, shard });
+    if (args.bool("build-index")) {
+      if (options.method !== "ivf") throw new LtcError(`knn: --build-index builds the IVF index; add --method ivf`);
+      if (shard !== undefined) {
+        throw new LtcError(`knn: --build-index builds the one index every shard uses; no --shard`);
+      }
+      await runIvfIndexStage(options);
+    } else if (shard !== undefined) await runKnnShard({ ...options, shard });
     else await runKnnStage(options);
   });
 }

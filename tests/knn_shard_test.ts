@@ -11,6 +11,7 @@ import { l2NormalizeRows, writeFeatures } from "../shared/features.ts";
 import { Rng } from "../shared/random.ts";
 import { knnArtifactPath, type KnnStageOptions, runKnnStage } from "../cluster/knn_source.ts";
 import { knnPartPath, parseShard, runKnnMerge, runKnnShard, shardRows } from "../cluster/knn_shard.ts";
+import { ivfIndexPath, runIvfIndexStage } from "../cluster/ivf_index.ts";
 import { getGpu } from "../gpu/device.ts";
 import { EXACT_QUERY_BLOCK, exactKnn } from "../gpu/knn/mod.ts";
 import { tempDir } from "./_helpers.ts";
@@ -293,6 +294,66 @@ Deno.test("knn CLI refuses --shard with hnsw and bad --shard values, naming the 
     const merge = await stage("knn_merge.ts", ["--prefix", dir, "--name", "a", "--k", "5", "--shards", "2"]);
     assert.equal(merge.code, 2);
     assert.match(merge.stderr, /faiss_k_5\.part_0_of_2\.npz: missing \(part 0 of 2\)/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("knn IVF: shards over the shared index + merge = unsharded file, byte for byte (S = 3, 4, 7)", async () => {
+  const dir = dataset(3001, 32, 7);
+  try {
+    // chunks of 256 rows: 12 chunks, so S = 3, 4, 7 cut them unevenly
+    const base = {
+      prefix: dir,
+      name: "a",
+      k: 10,
+      dim: 32,
+      method: "ivf",
+      ivf: { nlist: 120, nprobe: 12, chunkRows: 256 },
+      recallSample: 300,
+      progress: false,
+    } as const;
+    await assert.rejects(
+      runKnnShard({ ...base, shard: "0/3" }),
+      (e) => e instanceof LtcError && e.message.startsWith(`${ivfIndexPath(dir, "a")}: missing;`),
+    );
+    assert.equal((await runIvfIndexStage(base)).skipped, false);
+    assert.equal((await runIvfIndexStage(base)).skipped, true);
+    const path = knnArtifactPath(dir, "a", "ivf", 10);
+    await checkShardsEqualUnsharded(dir, base, [3, 4, 7]);
+    // parts are whole chunks; the recall of the sample rows adds up to the unsharded run's
+    const part = JSON.parse(
+      Deno.readTextFileSync(`${knnPartPath(dir, "a", { ...base, shard: { index: 1, count: 7 } })}.meta.json`),
+    );
+    assert.deepEqual(part.rows, [256, 768]);
+    await runKnnStage({ ...base, force: true });
+    const unsharded = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+    await runKnnMerge({ prefix: dir, name: "a", k: 10, method: "ivf", shards: 7 });
+    const merged = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
+    assert.deepEqual(merged.recall, unsharded.recall);
+    assert.ok(merged.recall.recallAtK > 0.5 && merged.recall.recallAtK <= 1);
+    assert.equal(merged.ivf.scanned_fraction, unsharded.ivf.scanned_fraction);
+    // more shards than chunks: refused
+    await assert.rejects(
+      runKnnShard({ ...base, shard: "0/13" }),
+      (e) => e instanceof LtcError && /whole query chunks of 256 rows.*12 for 3001 rows/.test(e.message),
+    );
+    // an index of other parameters, or of other features: refused, naming the index
+    await runIvfIndexStage({ ...base, ivf: { ...base.ivf, nlist: 100 }, force: true });
+    await assert.rejects(
+      runKnnShard({ ...base, shard: "0/3", force: true }),
+      (e) => e instanceof LtcError && e.message.startsWith(`${ivfIndexPath(dir, "a")}: was built with`),
+    );
+    await runIvfIndexStage(base);
+    writeFeatures(join(dir, "features", "a.bin"), randomData(3001, 32, 8));
+    await assert.rejects(
+      runKnnShard({ ...base, shard: "0/3", force: true }),
+      (e) => e instanceof LtcError && /ivf_index\.npz: was built from other features/.test(e.message),
+    );
+    await assert.rejects(
+      runKnnMerge({ prefix: dir, name: "a", k: 10, method: "ivf", shards: 3 }),
+      (e) => e instanceof LtcError && /part_0_of_3\.npz: was built from other features/.test(e.message),
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -232,15 +232,20 @@ export { dotAt } from "./cpu_js.ts";
 export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.ts";
 export { hnswKnn, hnswLabel, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
 export {
+  buildIvfIndex,
+  defaultChunkRows,
   defaultNlist,
   defaultNprobe,
+  type IvfIndex,
   ivfKnn,
   ivfLabel,
   type IvfOptions,
   type IvfParams,
   ivfParams,
   type IvfResult,
+  type IvfSearchResult,
   type IvfStats,
+  searchIvf,
 } from "./ivf.ts";
 export type {
   ExactKnnBackend,
