@@ -13,9 +13,12 @@
  * - IVF only, `ivf_index.npz` (cluster/ivf_index.ts): the one index every IVF shard searches.
  *
  * Row ranges: exact shards are [⌊I·N/S⌋, ⌊(I+1)·N/S⌋); IVF shards are the same cut in whole query chunks of the
- * IVF search (gpu/knn/ivf.ts `ivfChunkRows`), so the last-bit-sensitive products of a chunk are formed exactly as in
- * the unsharded run. Exact search computes a shard's rows inside the aligned query blocks of a full run
- * (gpu/knn/mod.ts `EXACT_QUERY_BLOCK`), so its rows are bit for bit a full run's. HNSW cannot be sharded: its
+ * IVF search (the IVF parameter `chunkRows`, `--ivf-chunk`; gpu/knn/ivf.ts `defaultChunkRows`), so the
+ * last-bit-sensitive products of a chunk are formed exactly as in the unsharded run (the part's sidecar records
+ * the true range). Exact search computes a shard's rows inside the aligned query blocks of a full run
+ * (gpu/knn/mod.ts `EXACT_QUERY_BLOCK`), so its rows are bit for bit a full run's. Byte identity assumes the shards
+ * run where the unsharded run would (same backend, same onnxruntime build and thread count, same CPU kind: another
+ * one may round the last bit of a similarity differently). HNSW cannot be sharded: its
  * graph is built by inserting every row in turn and its rows depend on the whole insertion order, so a shard would
  * have to build the whole index anyway — and rows computed by separate builds would not join into the unsharded
  * file.

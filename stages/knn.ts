@@ -3,7 +3,7 @@
  *
  *     deno task knn --prefix DIR --name NAME [--k 80] [--method exact|hnsw|ivf] [--backend auto|webgpu|cpu]
  *                   [--dim 256] [--no-normalize] [--center] [--force] [--nlist L] [--nprobe P]
- *                   [--shard I/S] [--build-index]
+ *                   [--ivf-chunk Q] [--shard I/S] [--build-index]
  *
  * Reads `DIR/features/NAME.bin` (L2-normalised on load unless `--no-normalize`; `--center` subtracts the mean
  * first) and writes `DIR/knns/NAME/faiss_k_<k>.npz` (exact, interchangeable with the original's faiss IndexFlatIP
@@ -15,17 +15,17 @@
  *
  * `ivf` is an inverted-file index (gpu/knn/ivf.ts): `--nlist` coarse k-means lists (default 12·√N), each row
  * scanning the `--nprobe` lists nearest to it (default nlist / 48, at least 32: recall@80 ≥ 0.99 on the synthetic
- * benchmark at 98K and 584K rows).
+ * benchmark at 98K and 584K rows), query rows searched in chunks of `--ivf-chunk` (default max(8192, 4·nlist)).
  * Downstream stages read its file with `--knn-method ivf`.
  *
  * Sharding (exact and IVF; cluster/knn_shard.ts): `--shard I/S` computes only query rows [⌊I·N/S⌋, ⌊(I+1)·N/S⌋)
  * (IVF: rounded to whole query chunks) against all N rows into `DIR/knns/NAME/<faiss|ivf>_k_<k>.part_I_of_S.npz`
  * (sidecar stage `knn-part`); `deno task knn-merge … --shards S` joins the S parts into the file an unsharded run
  * writes, byte for byte, with the same sidecar parameters. IVF shards search one shared index, built first with
- * `--method ivf --build-index` into `DIR/knns/NAME/ivf_index.npz` (the unsharded IVF run uses it too when it is up
- * to date). HNSW cannot be sharded (its graph depends on inserting every row).
+ * `--method ivf --build-index` into `DIR/knns/NAME/ivf_index.npz` (an unsharded IVF run builds the same index in
+ * memory: the build is deterministic). HNSW cannot be sharded (its graph depends on inserting every row).
  *
- * The code behind it: `cluster/knn_source.ts`.
+ * The code behind it: `cluster/knn_source.ts`, `cluster/knn_shard.ts`, `cluster/ivf_index.ts`.
  * @module
  */
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
