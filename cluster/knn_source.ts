@@ -47,7 +47,10 @@ export const KNN_STAGE_METHODS = ["exact", "faiss", "hnsw", "ivf"] as const;
 export type KnnStageMethod = typeof KNN_STAGE_METHODS[number];
 
 /** IVF parameters of the kNN stage (see gpu/knn/ivf.ts; defaults from `ivfParams`). */
-export type IvfStageOptions = Pick<IvfOptions, "nlist" | "nprobe" | "trainPerList" | "iterations" | "seed">;
+export type IvfStageOptions = Pick<
+  IvfOptions,
+  "nlist" | "nprobe" | "chunkRows" | "trainPerList" | "iterations" | "seed"
+>;
 
 /** The search a kNN method (file stem) stands for: `faiss` is exact search. */
 export function searchMethodOf(method: KnnStageMethod | KnnMethod): "exact" | "hnsw" | "ivf" {
@@ -200,7 +203,7 @@ export function knnArtifactPath(prefix: string, name: string, method: KnnStageMe
  * The parameters a kNN artifact's sidecar records: what decides whether the file is up to date. IVF defaults
  * depend on the row count `n`, so they are recorded resolved (as given when `n` is unknown).
  */
-function knnArtifactParams(
+export function knnArtifactParams(
   method: KnnStageMethod,
   k: number,
   source: FeatureSource,

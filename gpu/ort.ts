@@ -3,7 +3,7 @@
  *
  * Loading: native `onnxruntime-node` first (MLAS SGEMM, threads), `onnxruntime-web` (wasm, SIMD) when the addon
  * cannot load, else none (callers fall back to TypeScript). `LTC_ORT=web` skips the native build (tests exercise the
- * fallback with it).
+ * fallback with it); `LTC_ORT=none` loads no build at all (tests run the TypeScript fallbacks through the stages).
  *
  * Sessions: intra-op threads = the machine's cores (the original's CPU path also used them all), one inter-op
  * thread, sequential execution, all graph optimisations, errors-only logging. Native worker threads spin between
@@ -79,6 +79,7 @@ export function loadOrt(): Promise<OrtRuntime> {
   if (runtime) return runtime;
   runtime = (async () => {
     const errors: string[] = [];
+    if (Deno.env.get("LTC_ORT") === "none") throw new LtcError(`cannot load onnxruntime (LTC_ORT=none)`);
     if (Deno.env.get("LTC_ORT") !== "web") {
       try {
         const mod = await import("onnxruntime-node");

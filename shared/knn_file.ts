@@ -9,7 +9,7 @@
 import { writeFileAtomic } from "./artifact.ts";
 import { LtcError } from "./errors.ts";
 import { type NdArray, toNumbers } from "./ndarray.ts";
-import { npyHeader, NpzFile } from "./npy.ts";
+import { encodeNpy, npyHeader, NpzFile } from "./npy.ts";
 import { buildZip, deflateMemberParallel } from "./zip.ts";
 
 /** A kNN graph: row i's neighbours `nbrs[i*k .. i*k+k)` (−1 = none) and distances (1 − cosine). */
@@ -27,7 +27,7 @@ export function readKnn(path: string): KnnGraph {
   const npz = new NpzFile(path);
   // The dense float64 layout is inflated and converted piece by piece: holding it inflated (N × 2k × 8 bytes, 750 MB
   // at MS1M part1 size) next to the archive and the result would double a stage's peak memory.
-  const streamed = readDenseStreamed(npz, path);
+  const streamed = readDenseStreamed(npz, { path });
   if (streamed) return streamed;
   const arr = npz.get("data");
   if (arr.dtype === "O") return fromRagged(arr, path);
@@ -63,9 +63,13 @@ function distance(d: number, row: number, path: string): number {
   return d;
 }
 
-/** The dense little-endian float64 `(N, 2, k)` layout, streamed; undefined for any other layout. */
-function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
-  let n = 0, k = 0;
+/**
+ * The dense little-endian float64 `(N, 2, k)` layout, streamed; undefined for any other layout. Neighbour ids must
+ * lie in −1 .. `idBound` − 1 (default: N, the rows of a whole graph; a part file's rows point into the whole base).
+ */
+function readDenseStreamed(npz: NpzFile, opts: { path: string; idBound?: number }): KnnGraph | undefined {
+  const { path } = opts;
+  let n = 0, k = 0, bound = 0;
   let row = 0, col = 0; // where the next float64 value goes: row, and column in the row's 2k values
   let nbrs = new Int32Array(0), dists = new Float32Array(0);
   let buf = new Uint8Array(1 << 16); // 8-byte aligned staging for unaligned pieces
@@ -77,6 +81,7 @@ function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
       if (n === 0 || k === 0) return false; // let the full reader name the problem
       nbrs = new Int32Array(n * k);
       dists = new Float32Array(n * k);
+      bound = opts.idBound ?? n;
       return true;
     },
     data(bytes) {
@@ -93,7 +98,7 @@ function readDenseStreamed(npz: NpzFile, path: string): KnnGraph | undefined {
       let i = row, j = col;
       for (let t = 0; t < values.length; t++) {
         if (j < k) {
-          nbrs[i * k + j] = neighbourId(values[t]!, i, n, path);
+          nbrs[i * k + j] = neighbourId(values[t]!, i, bound, path);
         } else dists[i * k + j - k] = distance(values[t]!, i, path);
         if (++j === row2) j = 0, i++;
       }
@@ -156,6 +161,13 @@ export function knnToArray(g: KnnGraph): NdArray {
  * worker count.
  */
 export async function writeKnn(path: string, g: KnnGraph, options: { workers?: number } = {}): Promise<void> {
+  const member = denseMember(g);
+  const deflated = await deflateMemberParallel(member, { workers: options.workers });
+  writeFileAtomic(path, buildZip([{ name: "data.npy", chunks: [member], deflated }], { compress: true }));
+}
+
+/** The `.npy` member of a graph's dense `(N, 2, k)` float64 layout, in one shared buffer (for deflate workers). */
+function denseMember(g: KnnGraph): Uint8Array {
   const { n, k } = g;
   const head = npyHeader("<f8", [n, 2, k]);
   const member = new Uint8Array(new SharedArrayBuffer(head.length + n * 2 * k * 8));
@@ -169,8 +181,58 @@ export async function writeKnn(path: string, g: KnnGraph, options: { workers?: n
       values[base + k + j] = g.dists[i * k + j]!;
     }
   }
+  return member;
+}
+
+/** Rows [start, end) of a kNN graph over `total` rows, as a part file holds them. */
+export interface KnnPart {
+  /** the rows: `graph.n = end − start`, neighbour ids into all `total` rows */
+  graph: KnnGraph;
+  start: number;
+  end: number;
+  total: number;
+}
+
+/**
+ * Write rows [start, end) of a kNN graph (a shard's part file, e.g. `faiss_k_80.part_0_of_4.npz`), atomically:
+ * member `data` in the dense layout of {@linkcode writeKnn} with shape `(end − start, 2, k)` — its ids point into
+ * all `total` rows — and member `rows`, int64 `[start, end, total]`, so the file says which rows it holds.
+ */
+export async function writeKnnPart(path: string, part: KnnPart, options: { workers?: number } = {}): Promise<void> {
+  const { graph, start, end, total } = part;
+  if (graph.n !== end - start) throw new LtcError(`${path}: ${graph.n} rows given for rows [${start}, ${end})`);
+  const member = denseMember(graph);
   const deflated = await deflateMemberParallel(member, { workers: options.workers });
-  writeFileAtomic(path, buildZip([{ name: "data.npy", chunks: [member], deflated }], { compress: true }));
+  const rows = encodeNpy({
+    dtype: "i8",
+    shape: [3],
+    data: BigInt64Array.of(BigInt(start), BigInt(end), BigInt(total)),
+  });
+  writeFileAtomic(
+    path,
+    buildZip([{ name: "data.npy", chunks: [member], deflated }, { name: "rows.npy", chunks: rows }], {
+      compress: true,
+    }),
+  );
+}
+
+/** Read a part file written by {@linkcode writeKnnPart}; errors name the file. */
+export function readKnnPart(path: string): KnnPart {
+  const npz = new NpzFile(path);
+  const rows = toNumbers(npz.get("rows"));
+  const [start, end, total] = rows;
+  if (
+    rows.length !== 3 || !Number.isInteger(start) || !Number.isInteger(end) || !Number.isInteger(total) ||
+    !(0 <= start! && start! <= end! && end! <= total! && total! > 0)
+  ) {
+    throw new LtcError(`${path}: member 'rows' is [${rows.join(", ")}], not [start, end, total] of a row range`);
+  }
+  const graph = readDenseStreamed(npz, { path, idBound: total });
+  if (!graph) throw new LtcError(`${path}: member 'data' is not a dense (rows, 2, k) float64 array`);
+  if (graph.n !== end! - start!) {
+    throw new LtcError(`${path}: holds ${graph.n} rows but says it holds rows [${start}, ${end})`);
+  }
+  return { graph, start: start!, end: end!, total: total! };
 }
 
 /** File name the original uses for a kNN graph: `<method>_k_<k>.npz`. */

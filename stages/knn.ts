@@ -3,6 +3,7 @@
  *
  *     deno task knn --prefix DIR --name NAME [--k 80] [--method exact|hnsw|ivf] [--backend auto|webgpu|cpu]
  *                   [--dim 256] [--no-normalize] [--center] [--force] [--nlist L] [--nprobe P]
+ *                   [--ivf-chunk Q] [--shard I/S] [--build-index]
  *
  * Reads `DIR/features/NAME.bin` (L2-normalised on load unless `--no-normalize`; `--center` subtracts the mean
  * first) and writes `DIR/knns/NAME/faiss_k_<k>.npz` (exact, interchangeable with the original's faiss IndexFlatIP
@@ -14,15 +15,24 @@
  *
  * `ivf` is an inverted-file index (gpu/knn/ivf.ts): `--nlist` coarse k-means lists (default 12·√N), each row
  * scanning the `--nprobe` lists nearest to it (default nlist / 48, at least 32: recall@80 ≥ 0.99 on the synthetic
- * benchmark at 98K and 584K rows).
+ * benchmark at 98K and 584K rows), query rows searched in chunks of `--ivf-chunk` (default max(8192, 4·nlist)).
  * Downstream stages read its file with `--knn-method ivf`.
  *
- * The code behind it: `cluster/knn_source.ts`.
+ * Sharding (exact and IVF; cluster/knn_shard.ts): `--shard I/S` computes only query rows [⌊I·N/S⌋, ⌊(I+1)·N/S⌋)
+ * (IVF: rounded to whole query chunks) against all N rows into `DIR/knns/NAME/<faiss|ivf>_k_<k>.part_I_of_S.npz`
+ * (sidecar stage `knn-part`); `deno task knn-merge … --shards S` joins the S parts into the file an unsharded run
+ * writes, byte for byte, with the same sidecar parameters. IVF shards search one shared index, built first with
+ * `--method ivf --build-index` into `DIR/knns/NAME/ivf_index.npz` (an unsharded IVF run builds the same index in
+ * memory: the build is deterministic). HNSW cannot be sharded (its graph depends on inserting every row).
+ *
+ * The code behind it: `cluster/knn_source.ts`, `cluster/knn_shard.ts`, `cluster/ivf_index.ts`.
  * @module
  */
 import { CliArgs, type CliSpec, parseCli } from "../shared/cli.ts";
-import { runMain } from "../shared/errors.ts";
+import { LtcError, runMain } from "../shared/errors.ts";
 import { KNN_STAGE_METHODS, type KnnStageMethod, type KnnStageOptions, runKnnStage } from "../cluster/knn_source.ts";
+import { runKnnShard } from "../cluster/knn_shard.ts";
+import { runIvfIndexStage } from "../cluster/ivf_index.ts";
 import type { BackendChoice } from "../gpu/device.ts";
 
 /** The stage's command line. */
@@ -45,7 +55,13 @@ export const KNN_CLI: CliSpec = {
     shards: { type: "int", default: 1, help: "HNSW: independent shards built and searched in worker threads" },
     nlist: { type: "int", help: "IVF: number of lists (default 12·√N)" },
     nprobe: { type: "int", help: "IVF: lists scanned per row (default nlist / 48, at least 32)" },
+    "ivf-chunk": {
+      type: "int",
+      help: "IVF: query rows searched together (default max(8192, 4·nlist)); shards: whole chunks",
+    },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
+    shard: { type: "string", help: "I/S: only shard I of S of the query rows, into a part file (exact, ivf)" },
+    "build-index": { type: "boolean", help: "IVF: build the shared index DIR/knns/NAME/ivf_index.npz only" },
   },
 };
 
@@ -67,13 +83,23 @@ export function optionsFromArgs(args: CliArgs): KnnStageOptions {
       ef: args.optNum("ef"),
       shards: args.num("shards"),
     },
-    ivf: { nlist: args.optNum("nlist"), nprobe: args.optNum("nprobe") },
+    ivf: { nlist: args.optNum("nlist"), nprobe: args.optNum("nprobe"), chunkRows: args.optNum("ivf-chunk") },
     recallSample: args.num("recall-sample"),
   };
 }
 
 if (import.meta.main) {
   await runMain(async () => {
-    await runKnnStage(optionsFromArgs(parseCli(KNN_CLI, Deno.args)));
+    const args = parseCli(KNN_CLI, Deno.args);
+    const options = optionsFromArgs(args);
+    const shard = args.str("shard");
+    if (args.bool("build-index")) {
+      if (options.method !== "ivf") throw new LtcError(`knn: --build-index builds the IVF index; add --method ivf`);
+      if (shard !== undefined) {
+        throw new LtcError(`knn: --build-index builds the one index every shard uses; no --shard`);
+      }
+      await runIvfIndexStage(options);
+    } else if (shard !== undefined) await runKnnShard({ ...options, shard });
+    else await runKnnStage(options);
   });
 }

@@ -67,9 +67,9 @@ Deno.test("ivf: deterministic for a seed; every row finds itself first or tied a
   const a = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
   const b = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
   assert.deepEqual([a.nbrs, a.dists], [b.nbrs, b.dists]);
-  assert.deepEqual(a.params, { nlist: 20, nprobe: 3, trainPerList: 16, iterations: 5, seed: 7 });
-  // the second pass in many small query chunks gives the same rows (other block shapes: last bits may differ)
-  const c = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7, pairsPerChunk: 100 });
+  assert.deepEqual(a.params, { nlist: 20, nprobe: 3, chunkRows: 8192, trainPerList: 16, iterations: 5, seed: 7 });
+  // many small query chunks give the same rows (other block shapes: last bits may differ)
+  const c = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7, chunkRows: 100 });
   assertSameRows(c, a, "chunked");
   for (let i = 0; i < f.n; i++) assert.equal(a.nbrs[i * 10], i, `row ${i}`);
   // fewer probes scan fewer pairs
@@ -140,7 +140,7 @@ Deno.test("ivf: the registry opens it by name with its parameters", async () => 
   const run = await index.knn({ base: f, queries: f, k: 8 });
   const direct = await ivfKnn(f, { k: 8, nlist: 10, nprobe: 2 });
   assert.deepEqual([run.nbrs, run.dists], [direct.nbrs, direct.dists]);
-  assert.deepEqual(run.params, { nlist: 10, nprobe: 2, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(run.params, { nlist: 10, nprobe: 2, chunkRows: 8192, trainPerList: 16, iterations: 5, seed: 100 });
   await assert.rejects(
     openKnnIndex("ivf", { ef: 4 }),
     (e: Error) => e instanceof LtcError && /ivf: unknown parameter ef/.test(e.message),
@@ -163,8 +163,22 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
   );
   // defaults: nlist 12·√N capped at N, nprobe nlist / 48 (at least 32, at most nlist)
   assert.equal(defaultNlist(584013), 9170);
-  assert.deepEqual(ivfParams(100, {}), { nlist: 100, nprobe: 32, trainPerList: 16, iterations: 5, seed: 100 });
-  assert.deepEqual(ivfParams(10_000, {}), { nlist: 1200, nprobe: 32, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(ivfParams(100, {}), {
+    nlist: 100,
+    nprobe: 32,
+    chunkRows: 8192,
+    trainPerList: 16,
+    iterations: 5,
+    seed: 100,
+  });
+  assert.deepEqual(ivfParams(10_000, {}), {
+    nlist: 1200,
+    nprobe: 32,
+    chunkRows: 8192,
+    trainPerList: 16,
+    iterations: 5,
+    seed: 100,
+  });
   assert.deepEqual([ivfParams(98279, {}).nprobe, ivfParams(584013, {}).nprobe], [79, 192]);
 });
 
@@ -187,7 +201,14 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     assert.equal(out.path, join(dir, "knns", "c", "ivf_k_20.npz"));
     const side = JSON.parse(Deno.readTextFileSync(`${out.path}.meta.json`));
     assert.equal(side.params.method, "ivf");
-    assert.deepEqual(side.params.ivf, { nlist: 50, nprobe: 50, trainPerList: 16, iterations: 5, seed: 100 });
+    assert.deepEqual(side.params.ivf, {
+      nlist: 50,
+      nprobe: 50,
+      chunkRows: 8192,
+      trainPerList: 16,
+      iterations: 5,
+      seed: 100,
+    });
     assert.match(side.backend, /^cpu \(ivf, onnxruntime/);
     // every list probed: exact rows, recall 1
     assert.deepEqual(side.recall.sample, 300);

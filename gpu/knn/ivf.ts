@@ -13,13 +13,17 @@
  * takes a GEMV path for one-row blocks, so values can depend on the block shapes (below 128 dimensions they match
  * bit for bit in tests/ivf_test.ts).
  *
- * Two passes keep TypeScript's share small: first every query's 2 nearest lists (they hold most of its neighbours,
- * so its top-k threshold is near its final value afterwards), then the other probes with the queries' thresholds fed
- * to the graph, which returns only the entries at or above them.
+ * The index (coarse centroids and every base row's list) is built once ({@linkcode buildIvfIndex}) and searched in
+ * chunks of query rows at absolute multiples of `chunkRows` ({@linkcode defaultChunkRows}): each chunk ranks its
+ * probes and scans its lists on its own, so every block shape — and with it every last bit — of a row's search
+ * depends only on the index and the row's chunk. A shard of whole chunks (cluster/knn_shard.ts) therefore computes
+ * exactly the unsharded run's rows. Two passes per chunk keep TypeScript's share small: first every query's 2
+ * nearest lists (they hold most of its neighbours, so its top-k threshold is near its final value afterwards), then
+ * the other probes with the queries' thresholds fed to the graph, which returns only the entries at or above them.
  *
  * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
- * assignments, the base rows' lists and the queries' probes. When the queries are the base rows one pass gives
- * both, and a row's own list is its first probe, so a row always finds itself (as faiss's IVF does).
+ * assignments, the base rows' lists and the queries' probes. When the queries are the base rows, a row's own list
+ * is put first among its probes, so a row always finds itself (as faiss's IVF does).
  *
  * Defaults (nlist = 12·√N, nprobe = nlist / 48 but at least 32, 16 training rows per list, 5 iterations) were
  * chosen on the synthetic benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows
@@ -67,16 +71,17 @@ export interface IvfOptions {
   /** called with the completed fraction */
   onProgress?: (fraction: number) => void;
   /**
-   * (query, probe) pairs grouped at once in the second pass (default 2²⁴: 64 MiB of indices); a tuning knob: the
-   * rows do not depend on it beyond the last bit of a similarity (block shapes change)
+   * query rows per search chunk (default {@linkcode defaultChunkRows}); rows change with it in the last bit of a
+   * similarity only, and IVF shards are whole chunks
    */
-  pairsPerChunk?: number;
+  chunkRows?: number;
 }
 
 /** Resolved IVF parameters, as recorded in sidecars. */
 export interface IvfParams {
   nlist: number;
   nprobe: number;
+  chunkRows: number;
   trainPerList: number;
   iterations: number;
   seed: number;
@@ -108,7 +113,7 @@ export function defaultNlist(n: number): number {
  * Fill in defaults for `n` base rows and validate. Explicit bad values are errors (`nlist > n`, `nprobe > nlist`,
  * non-positive or non-integer values); the defaults never are.
  */
-export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress" | "pairsPerChunk">): IvfParams {
+export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress">): IvfParams {
   const check = (name: string, v: number, min: number) => {
     if (!(Number.isInteger(v) && v >= min)) {
       throw new LtcError(`ivf: ${name} must be an integer ≥ ${min}, got ${v}`);
@@ -124,10 +129,12 @@ export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress
   const p = {
     nlist,
     nprobe,
+    chunkRows: options.chunkRows ?? defaultChunkRows(nlist, nprobe),
     trainPerList: options.trainPerList ?? 16,
     iterations: options.iterations ?? 5,
     seed: options.seed ?? 100,
   };
+  check("chunkRows", p.chunkRows, 1);
   check("trainPerList", p.trainPerList, 1);
   check("iterations", p.iterations, 0);
   check("seed", p.seed, 0);
@@ -267,9 +274,9 @@ class IvfSessions {
     return { ids, sims };
   }
 
-  /** All query rows as the tensor the list products gather from (wraps the rows, no copy). */
-  queryTensor(queries: Features): OrtTensor {
-    return new this.rt.ort.Tensor("float32", queries.data.subarray(0, queries.n * this.dim), [queries.n, this.dim]);
+  /** `rows` row-major query rows as the tensor the list products gather from (wraps the rows, no copy). */
+  rowsTensor(data: Float32Array, rows: number): OrtTensor {
+    return new this.rt.ort.Tensor("float32", data.subarray(0, rows * this.dim), [rows, this.dim]);
   }
 
   /** `S = D[ids] · Xᵀ` for the query rows D ({@linkcode queryTensor}) and row-major list rows x (c × dim). */
@@ -486,59 +493,135 @@ async function scanPass(state: ScanState, probing: ListGroups, above: boolean): 
   }
 }
 
-/** Result of {@linkcode ivfKnn}. */
-export interface IvfResult {
-  nbrs: Int32Array;
-  dists: Float32Array;
+/**
+ * An IVF index: the coarse centroids and the list of every base row. Built once ({@linkcode buildIvfIndex}) and
+ * searched by any number of query chunks, in one run or in shards (cluster/knn_shard.ts stores it).
+ */
+export interface IvfIndex {
   params: IvfParams;
-  stats: IvfStats;
-  /** training, and assigning the base rows to lists when the queries are other rows */
-  buildSeconds: number;
-  /** ranking the queries' probes (self search: which also assigns the base rows) and scanning the lists */
-  querySeconds: number;
-  /** the parts: k-means, assigning the base rows (0 for a self search), ranking the probes, the two scan passes */
-  phaseSeconds: { train: number; assign: number; rank: number; firstPass: number; secondPass: number };
-  /** which onnxruntime build ran */
-  label: string;
+  /** base rows and their dimension */
+  n: number;
+  dim: number;
+  /** nlist × dim, row-major */
+  centroids: Float32Array;
+  /** the list (most similar centroid) of every base row */
+  lists: Int32Array;
+  /** rows of the k-means training sample */
+  trainRows: number;
 }
 
-/** IVF kNN of every query row (default: the base rows) among the base rows (see the module header). */
-export async function ivfKnn(base: Features, options: IvfOptions & { queries?: Features }): Promise<IvfResult> {
-  const { k } = options;
-  const queries = options.queries ?? base;
-  const self = queries === base;
+/**
+ * Build the index of `base` (see the module header): k-means on the seeded sample, then every base row's most
+ * similar centroid (ranked in blocks from row 0, so the lists depend on the base alone).
+ */
+export async function buildIvfIndex(
+  base: Features,
+  options: Omit<IvfOptions, "k" | "onProgress">,
+): Promise<IvfIndex & { seconds: { train: number; assign: number }; label: string }> {
   const { dim } = base;
-  if (!(Number.isInteger(k) && k >= 1)) throw new LtcError(`ivf: k must be a positive integer, got ${k}`);
-  if (k > base.n) throw new LtcError(`ivf: k = ${k} exceeds the number of base rows (${base.n})`);
-  if (queries.dim !== dim) throw new LtcError(`ivf: queries have dim ${queries.dim} but the base has dim ${dim}`);
-  if (base.data.length < base.n * dim || queries.data.length < queries.n * dim) {
-    throw new LtcError(`ivf: the data holds fewer values than rows × dim`);
-  }
+  if (base.data.length < base.n * dim) throw new LtcError(`ivf: the data holds fewer values than rows × dim`);
   const params = ivfParams(base.n, options);
-  const { nlist, nprobe } = params;
-  const pairsPerChunk = options.pairsPerChunk ?? 1 << 24;
-  if (!(Number.isInteger(pairsPerChunk) && pairsPerChunk >= 1)) {
-    throw new LtcError(`ivf: pairsPerChunk must be an integer ≥ 1, got ${pairsPerChunk}`);
-  }
-  const nq = queries.n;
   const sessions = await IvfSessions.create(dim);
   try {
     const t0 = performance.now();
     const { centroids, trainRows } = await trainCentroids(base, params, sessions);
-    const tTrain = performance.now();
-    const home = self ? null : (await sessions.nearest(base.data, base.n, { centroids, nlist })).ids;
     const t1 = performance.now();
-    // every query's probes, best first (16-bit ids while they fit: part1 scale, nprobe 300 → 350 MB, not 700)
-    const probes = nlist <= 0x10000 ? new Uint16Array(nq * nprobe) : new Int32Array(nq * nprobe);
-    await sessions.rank(queries.data, nq, {
+    const lists = (await sessions.nearest(base.data, base.n, { centroids, nlist: params.nlist })).ids;
+    const t2 = performance.now();
+    return {
+      params,
+      n: base.n,
+      dim,
       centroids,
-      nlist,
-      count: nprobe,
-      each: (r0, ids) => probes.set(ids, r0 * nprobe),
-    });
-    const tRank = performance.now();
-    // a base row's list is its best centroid: the first probe when the queries are the base rows
-    const lists = groupByList(home ?? probes, { nlist, stride: home ? 1 : nprobe, from: 0, to: 1, r0: 0, r1: base.n });
+      lists,
+      trainRows,
+      seconds: { train: (t1 - t0) / 1000, assign: (t2 - t1) / 1000 },
+      label: sessions.rt.label,
+    };
+  } finally {
+    await sessions.release();
+  }
+}
+
+/**
+ * Default query rows of one search chunk. Every chunk is ranked and scanned (both passes) on its own, so a row's
+ * result depends only on the index and its chunk's rows, and chunks start at absolute multiples of this: a shard of
+ * whole chunks computes exactly the unsharded run's rows. Large enough that the list products stay matrix products
+ * (4 rows per list, at least 8192: ≥ 8 query rows per list in the first pass), small enough for shards (at part1
+ * scale, nlist 9170: 36864 rows, 16 chunks) and for the second pass's index arrays ((nprobe − 2) ids per row, at
+ * most 2²⁴ entries: 64 MiB). Multiples of 256; depends on nlist and nprobe only.
+ */
+export function defaultChunkRows(nlist: number, nprobe: number): number {
+  const later = Math.max(1, nprobe - FIRST_PASS_PROBES);
+  const wanted = Math.max(8192, Math.ceil((4 * nlist) / 256) * 256);
+  return Math.max(256, Math.min(wanted, Math.floor((1 << 24) / later / 256) * 256));
+}
+
+/** What {@linkcode searchIvf} returns beyond the rows. */
+export interface IvfSearchResult {
+  nbrs: Int32Array;
+  dists: Float32Array;
+  /** query–row similarities computed, as a share of the searched rows × base rows */
+  scannedFraction: number;
+  /** rows of the largest list, lists without rows */
+  largestList: number;
+  emptyLists: number;
+  /** seconds ranking the chunks' probes and scanning the lists */
+  phaseSeconds: { rank: number; firstPass: number; secondPass: number };
+  /** which onnxruntime build ran */
+  label: string;
+}
+
+/** Options of {@linkcode searchIvf}. */
+export interface IvfSearchOptions {
+  k: number;
+  /** other query rows (default: the base rows themselves — a self search) */
+  queries?: Features;
+  /**
+   * Self search only: rows [start, end) of it (default all); start and end must be multiples of the index's
+   * `params.chunkRows`, end may also be N
+   */
+  rows?: { start: number; end: number };
+  onProgress?: (fraction: number) => void;
+}
+
+/**
+ * Search the index: the k nearest base rows of every query row (or of self-search rows [start, end)), chunk by
+ * chunk. In a self search a row's own list is always its first probe (as faiss's IVF finds every row itself).
+ */
+export async function searchIvf(
+  base: Features,
+  index: IvfIndex,
+  options: IvfSearchOptions,
+): Promise<IvfSearchResult> {
+  const { k } = options;
+  const { dim } = base;
+  const { nlist, nprobe } = index.params;
+  if (!(Number.isInteger(k) && k >= 1)) throw new LtcError(`ivf: k must be a positive integer, got ${k}`);
+  if (k > base.n) throw new LtcError(`ivf: k = ${k} exceeds the number of base rows (${base.n})`);
+  if (index.n !== base.n || index.dim !== dim) {
+    throw new LtcError(`ivf: the index is of ${index.n} × ${index.dim} rows, the base has ${base.n} × ${dim}`);
+  }
+  const queries = options.queries ?? base;
+  const self = options.queries === undefined || options.queries === base;
+  if (queries.dim !== dim) throw new LtcError(`ivf: queries have dim ${queries.dim} but the base has dim ${dim}`);
+  if (base.data.length < base.n * dim || queries.data.length < queries.n * dim) {
+    throw new LtcError(`ivf: the data holds fewer values than rows × dim`);
+  }
+  const chunk = index.params.chunkRows;
+  const { start, end } = options.rows ?? { start: 0, end: queries.n };
+  if (options.rows && !self) throw new LtcError(`ivf: rows select rows of a self search; not with other queries`);
+  if (
+    !(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end && end <= queries.n) ||
+    start % chunk !== 0 || (end % chunk !== 0 && end !== queries.n)
+  ) {
+    throw new LtcError(
+      `ivf: rows [${start}, ${end}) are not a non-empty range of whole ${chunk}-row chunks of the ${queries.n} rows`,
+    );
+  }
+  const sessions = await IvfSessions.create(dim);
+  try {
+    const lists = groupByList(index.lists, { nlist, stride: 1, from: 0, to: 1, r0: 0, r1: base.n });
     const listRows = gather(base.data, dim, {
       ids: lists.members,
       from: 0,
@@ -551,51 +634,63 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
       largestList = Math.max(largestList, len);
       if (len === 0) emptyLists++;
     }
-    // rows scanned in all: Σ over queries and probes of the probed list's length
-    let total = 0;
-    for (let t = 0; t < probes.length; t++) total += lists.start[probes[t]! + 1]! - lists.start[probes[t]!]!;
-    const top = new RowTopK(nq, k);
-    let done = 0;
-    const state: ScanState = {
-      queryRows: sessions.queryTensor(queries),
-      dim,
-      lists,
-      listRows,
-      top,
-      sessions,
-      tbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK)),
-      onPairs: (pairs) => {
-        done += pairs;
-        options.onProgress?.(done / total);
-      },
-    };
-    // first pass: every query's nearest lists, all queries at once; second pass: the other probes, in query chunks
-    // (bounded index arrays)
+    const rows = end - start;
+    const nbrs = new Int32Array(rows * k), dists = new Float32Array(rows * k);
+    const phase = { rank: 0, firstPass: 0, secondPass: 0 };
+    const maxChunk = Math.min(chunk, rows);
+    // a chunk's probes, best first (16-bit ids while they fit)
+    const probes = nlist <= 0x10000 ? new Uint16Array(maxChunk * nprobe) : new Int32Array(maxChunk * nprobe);
     const split = Math.min(nprobe, FIRST_PASS_PROBES);
-    const group = (from: number, r0: number, r1: number, to = nprobe) =>
-      groupByList(probes, { nlist, stride: nprobe, from, to, r0, r1 });
-    await scanPass(state, group(0, 0, nq, split), false);
-    const tFirst = performance.now();
-    if (split < nprobe) {
-      const chunk = Math.max(1, Math.floor(pairsPerChunk / (nprobe - split)));
-      for (let c0 = 0; c0 < nq; c0 += chunk) await scanPass(state, group(split, c0, Math.min(nq, c0 + chunk)), true);
+    let scanned = 0, done = 0;
+    for (let c0 = start; c0 < end; c0 += chunk) {
+      const c1 = Math.min(end, c0 + chunk), nq = c1 - c0;
+      const t0 = performance.now();
+      const data = queries.data.subarray(c0 * dim, c1 * dim);
+      await sessions.rank(data, nq, {
+        centroids: index.centroids,
+        nlist,
+        count: nprobe,
+        each: (r0, ids) => probes.set(ids, r0 * nprobe),
+      });
+      if (self) homeFirst(probes, { lists: index.lists, row0: c0, rows: nq, nprobe });
+      let total = 0;
+      for (let t = 0; t < nq * nprobe; t++) total += lists.start[probes[t]! + 1]! - lists.start[probes[t]!]!;
+      scanned += total;
+      const t1 = performance.now();
+      const top = new RowTopK(nq, k);
+      const state: ScanState = {
+        queryRows: sessions.rowsTensor(data, nq),
+        dim,
+        lists,
+        listRows,
+        top,
+        sessions,
+        tbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK)),
+        onPairs: (pairs) => {
+          done += pairs;
+          options.onProgress?.(Math.min(1, (c0 - start + nq * (total ? Math.min(1, done / total) : 1)) / rows));
+        },
+      };
+      const group = (from: number, to: number) =>
+        groupByList(probes, { nlist, stride: nprobe, from, to, r0: 0, r1: nq });
+      // first pass: the chunk's nearest lists, then the other probes with the thresholds they left
+      await scanPass(state, group(0, split), false);
+      const t2 = performance.now();
+      if (split < nprobe) await scanPass(state, group(split, nprobe), true);
+      top.finishInto(nbrs, dists, c0 - start);
+      done = 0;
+      const t3 = performance.now();
+      phase.rank += (t1 - t0) / 1000;
+      phase.firstPass += (t2 - t1) / 1000;
+      phase.secondPass += (t3 - t2) / 1000;
     }
-    const { nbrs, dists } = top.finishInPlace();
-    const t2 = performance.now();
     return {
       nbrs,
       dists,
-      params,
-      stats: { trainRows, emptyLists, largestList, scannedFraction: total / (nq * base.n) },
-      buildSeconds: (t1 - t0) / 1000,
-      querySeconds: (t2 - t1) / 1000,
-      phaseSeconds: {
-        train: (tTrain - t0) / 1000,
-        assign: (t1 - tTrain) / 1000,
-        rank: (tRank - t1) / 1000,
-        firstPass: (tFirst - tRank) / 1000,
-        secondPass: (t2 - tFirst) / 1000,
-      },
+      scannedFraction: scanned / (rows * base.n),
+      largestList,
+      emptyLists,
+      phaseSeconds: phase,
       label: sessions.rt.label,
     };
   } finally {
@@ -603,14 +698,86 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
   }
 }
 
+/**
+ * Put each self-search row's own list first among its probes (moving it up, or in place of the last probe when the
+ * ranking left it out — possible only when the chunk's products round a similarity differently from the index's).
+ */
+function homeFirst(
+  probes: Uint16Array | Int32Array,
+  ctx: { lists: Int32Array; row0: number; rows: number; nprobe: number },
+): void {
+  const { lists, row0, rows, nprobe } = ctx;
+  for (let r = 0; r < rows; r++) {
+    const home = lists[row0 + r]!, o = r * nprobe;
+    if (probes[o] === home) continue;
+    let p = 1;
+    while (p < nprobe && probes[o + p] !== home) p++;
+    probes.copyWithin(o + 1, o, o + Math.min(p, nprobe - 1));
+    probes[o] = home;
+  }
+}
+
+/** Result of {@linkcode ivfKnn}. */
+export interface IvfResult {
+  nbrs: Int32Array;
+  dists: Float32Array;
+  params: IvfParams;
+  stats: IvfStats;
+  /** training and assigning the base rows to lists (the index) */
+  buildSeconds: number;
+  /** ranking the queries' probes and scanning the lists */
+  querySeconds: number;
+  /** the parts: k-means, assigning the base rows, ranking the probes, the two scan passes */
+  phaseSeconds: { train: number; assign: number; rank: number; firstPass: number; secondPass: number };
+  /** which onnxruntime build ran */
+  label: string;
+}
+
+/** IVF kNN of every query row (default: the base rows) among the base rows: build the index, then search it. */
+export async function ivfKnn(base: Features, options: IvfOptions & { queries?: Features }): Promise<IvfResult> {
+  const { k } = options;
+  const queries = options.queries ?? base;
+  if (!(Number.isInteger(k) && k >= 1)) throw new LtcError(`ivf: k must be a positive integer, got ${k}`);
+  if (k > base.n) throw new LtcError(`ivf: k = ${k} exceeds the number of base rows (${base.n})`);
+  if (queries.dim !== base.dim) {
+    throw new LtcError(`ivf: queries have dim ${queries.dim} but the base has dim ${base.dim}`);
+  }
+  const index = await buildIvfIndex(base, options);
+  const t1 = performance.now();
+  const r = await searchIvf(base, index, {
+    k,
+    queries: options.queries,
+    onProgress: options.onProgress,
+  });
+  const t2 = performance.now();
+  return {
+    nbrs: r.nbrs,
+    dists: r.dists,
+    params: index.params,
+    stats: {
+      trainRows: index.trainRows,
+      emptyLists: r.emptyLists,
+      largestList: r.largestList,
+      scannedFraction: r.scannedFraction,
+    },
+    buildSeconds: index.seconds.train + index.seconds.assign,
+    querySeconds: (t2 - t1) / 1000,
+    phaseSeconds: { ...index.seconds, ...r.phaseSeconds },
+    label: r.label,
+  };
+}
+
 /** Label of an IVF run, recorded in sidecars: `cpu (ivf, onnxruntime-node)`. */
 export function ivfLabel(ortLabel: string): string {
   return backendLabel({ kind: "cpu" }, `ivf, ${ortLabel}`);
 }
 
-const IVF_PARAM_NAMES = ["nlist", "nprobe", "trainPerList", "iterations", "seed"];
+const IVF_PARAM_NAMES = ["nlist", "nprobe", "chunkRows", "trainPerList", "iterations", "seed"];
 
-/** The registry entry: parameters `nlist`, `nprobe`, `trainPerList`, `iterations`, `seed` ({@linkcode IvfOptions}). */
+/**
+ * The registry entry: parameters `nlist`, `nprobe`, `chunkRows`, `trainPerList`, `iterations`, `seed`
+ * ({@linkcode IvfOptions}).
+ */
 export const ivfBackend: IndexBackendEntry = {
   name: "ivf",
   open: async (params) => {

@@ -32,7 +32,23 @@ export interface ExactKnnOptions {
   queries?: Features;
   /** show a progress bar on stderr (TTY only; default true) */
   progress?: boolean;
+  /**
+   * Only rows [start, end) of the self search (queries = the base rows; not with `queries`): the rows a full run
+   * gives them, bit for bit. The backends block query rows from the first query row, so these rows are computed
+   * inside the whole {@linkcode EXACT_QUERY_BLOCK}-aligned blocks that hold them (at most 2·255 rows more) and the
+   * others dropped — every block then has the shape it has in a full run.
+   */
+  rows?: { start: number; end: number };
 }
+
+/**
+ * Query rows per block that every exact backend's per-row result may depend on: the onnxruntime twin runs query
+ * blocks of 256 rows from the first query row (its SGEMM may round a block's sums by the block's shape), the
+ * TypeScript loops 32, the WGSL kernels tiles of 64 or 128 — all divide 256. Measured (3000 × 256 on onnxruntime,
+ * 500 × 64 on llvmpipe) rows did not change with the block even for one-row blocks, but no backend promises that,
+ * so sharded searches ({@linkcode ExactKnnOptions.rows}) keep the full run's blocks instead of relying on it.
+ */
+export const EXACT_QUERY_BLOCK = 256;
 
 /** Result of {@linkcode exactKnn}: the graph and a label of the backend that computed it. */
 export interface ExactKnnResult {
@@ -56,7 +72,8 @@ function checkFeatures(f: Features, what: string): void {
  * Rows are sorted by descending similarity, ties by ascending id.
  */
 export async function exactKnn(features: Features, options: ExactKnnOptions): Promise<ExactKnnResult> {
-  const { k } = options;
+  const { k, rows } = options;
+  if (rows) return await exactKnnRows(features, { ...options, rows });
   const queries = options.queries ?? features;
   checkFeatures(features, "exactKnn base features");
   checkFeatures(queries, "exactKnn queries");
@@ -73,6 +90,28 @@ export async function exactKnn(features: Features, options: ExactKnnOptions): Pr
   } finally {
     bar?.done();
   }
+}
+
+/** {@linkcode exactKnn} of rows [start, end) of the self search, through whole aligned query blocks. */
+async function exactKnnRows(
+  features: Features,
+  options: ExactKnnOptions & { rows: { start: number; end: number } },
+): Promise<ExactKnnResult> {
+  const { start, end } = options.rows;
+  if (options.queries) throw new LtcError(`exactKnn: rows select rows of the self search; queries must not be given`);
+  if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end && end <= features.n)) {
+    throw new LtcError(`exactKnn: rows [${start}, ${end}) are not a non-empty range of the ${features.n} base rows`);
+  }
+  const b0 = Math.floor(start / EXACT_QUERY_BLOCK) * EXACT_QUERY_BLOCK;
+  const b1 = Math.min(features.n, Math.ceil(end / EXACT_QUERY_BLOCK) * EXACT_QUERY_BLOCK);
+  const { dim } = features;
+  const queries = b0 === 0 && b1 === features.n
+    ? features
+    : { n: b1 - b0, dim, data: features.data.subarray(b0 * dim, b1 * dim) };
+  const r = await exactKnn(features, { ...options, rows: undefined, queries });
+  const { k } = options;
+  const keep = <T extends Int32Array | Float32Array>(a: T) => a.slice((start - b0) * k, (end - b0) * k) as T;
+  return { ...r, graph: { n: end - start, k, nbrs: keep(r.graph.nbrs), dists: keep(r.graph.dists) } };
 }
 
 /** A progress bar fed with completed fractions. */
@@ -193,15 +232,20 @@ export { dotAt } from "./cpu_js.ts";
 export { gemmErrorBound, RowMinCandidatesOrt, ScaledGemmOrt } from "./gemm_ort.ts";
 export { hnswKnn, hnswLabel, type HnswOptions, type HnswParams, hnswParams } from "./hnsw.ts";
 export {
+  buildIvfIndex,
+  defaultChunkRows,
   defaultNlist,
   defaultNprobe,
+  type IvfIndex,
   ivfKnn,
   ivfLabel,
   type IvfOptions,
   type IvfParams,
   ivfParams,
   type IvfResult,
+  type IvfSearchResult,
   type IvfStats,
+  searchIvf,
 } from "./ivf.ts";
 export type {
   ExactKnnBackend,
