@@ -174,7 +174,9 @@ export function planPipeline(options: SlurmPipelineOptions): SlurmJob[] {
     key: "knn-merge",
     after: [knn],
     gpu: false,
-    lines: [stage("knn_merge", [...knnArgs, ...methodArgs, "--shards", String(S)])],
+    lines: [
+      stage("knn_merge", ["--prefix", data, "--name", name, "--k", String(k), ...methodArgs, "--shards", String(S)]),
+    ],
   });
   // every set in one job, in order: sets share threshold folders (a stage run per set, as the Makefile does)
   const knnMethodArgs = method === "ivf" ? ["--knn-method", "ivf"] : [];

@@ -189,25 +189,37 @@ async function jobStates(id: string): Promise<string[]> {
 
 const ENDED = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"]);
 
-/** Poll until every job has ended; throw naming the first that did not complete. */
+/**
+ * Poll until every job has ended; throw naming the first that did not complete. Final states are remembered: Slurm
+ * forgets a finished job after `MinJobAge` (300 s by default), long before a chain of many jobs ends.
+ */
 async function waitFor(jobs: Submitted[], logs: string): Promise<void> {
+  const final = new Map<string, string[]>();
   let lastLog = 0;
   for (;;) {
-    const states = await Promise.all(jobs.map((j) => jobStates(j.id)));
-    const pending = jobs.filter((j, t) => {
-      const s = states[t]!;
-      return s.length === 0 ? false : s.some((x) => !ENDED.has(x)) || (j.array !== undefined && s.length < j.array);
-    });
-    if (pending.length === 0) {
-      for (const [t, j] of jobs.entries()) {
-        const bad = states[t]!.find((x) => x !== "COMPLETED");
-        if (bad) throw new LtcError(`slurm-submit: job ${j.key} (${j.id}) ended ${bad}; logs in ${logs}`);
-        if (states[t]!.length === 0) throw new LtcError(`slurm-submit: Slurm no longer knows job ${j.key} (${j.id})`);
+    for (const j of jobs) {
+      if (final.has(j.key)) continue;
+      const states = await jobStates(j.id);
+      // an array not yet started is one record for all its tasks, so "every record ended" means the job ended
+      if (states.length > 0 && states.every((x) => ENDED.has(x))) final.set(j.key, states);
+      else if (states.length === 0) {
+        throw new LtcError(`slurm-submit: Slurm does not know job ${j.key} (${j.id}) any more; logs in ${logs}`);
       }
+    }
+    const ended = (j: Submitted, ok: (state: string) => boolean) => final.get(j.key)?.some((x) => !ok(x));
+    // a job that failed (not one cancelled because an earlier one failed) ends the wait at once
+    const failed = jobs.find((j) => ended(j, (x) => x === "COMPLETED" || x === "CANCELLED"));
+    if (failed) {
+      const state = final.get(failed.key)!.find((x) => x !== "COMPLETED" && x !== "CANCELLED");
+      throw new LtcError(`slurm-submit: job ${failed.key} (${failed.id}) ended ${state}; logs in ${logs}`);
+    }
+    if (jobs.every((j) => final.has(j.key))) {
+      const cancelled = jobs.find((j) => ended(j, (x) => x === "COMPLETED"));
+      if (cancelled) throw new LtcError(`slurm-submit: job ${cancelled.key} (${cancelled.id}) was cancelled`);
       return;
     }
     if (Date.now() - lastLog > 10_000) {
-      log(`slurm-submit: waiting for ${pending.map((j) => j.key).join(", ")}`);
+      log(`slurm-submit: waiting for ${jobs.filter((j) => !final.has(j.key)).map((j) => j.key).join(", ")}`);
       lastLog = Date.now();
     }
     await new Promise((r) => setTimeout(r, 2000));
