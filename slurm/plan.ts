@@ -267,10 +267,14 @@ export function planPipeline(options: SlurmPipelineOptions): SlurmJob[] {
   return jobs;
 }
 
-/** The job script of `job`: bash, strict mode, in the checkout. */
-export function jobScript(job: SlurmJob, options: { repo: string }): string {
+/**
+ * The job script of `job`: bash, strict mode, in the checkout. Its sbatch options (all but `--array`) are `#SBATCH`
+ * lines, so re-running one failed shard alone (`sbatch --array=I <script>`) keeps its resources and log file.
+ */
+export function jobScript(job: SlurmJob, options: { repo: string; sbatch?: string[] }): string {
   return [
     "#!/usr/bin/env bash",
+    ...(options.sbatch ?? []).filter((o) => !o.startsWith("--array=")).map((o) => `#SBATCH ${o}`),
     `# ltc-deno pipeline job '${job.key}'${job.array ? ` (array of ${job.array}: task $SLURM_ARRAY_TASK_ID)` : ""}`,
     "set -euo pipefail",
     `cd ${shellQuote(options.repo)}`,

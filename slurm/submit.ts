@@ -152,9 +152,11 @@ async function submit(jobs: SlurmJob[], options: SlurmPipelineOptions, dryRun: b
   const done: Submitted[] = [];
   for (const job of jobs) {
     const script = join(dir, "jobs", `${job.key}.sh`);
-    writeFileAtomic(script, new TextEncoder().encode(jobScript(job, { repo: options.repo })));
+    const sbatch = sbatchOptions(job, options);
+    writeFileAtomic(script, new TextEncoder().encode(jobScript(job, { repo: options.repo, sbatch })));
     Deno.chmodSync(script, 0o755);
-    const args = ["--parsable", ...sbatchOptions(job, options)];
+    // the other options are the script's #SBATCH lines
+    const args = ["--parsable", ...sbatch.filter((o) => o.startsWith("--array="))];
     if (job.after.length) args.push(`--dependency=afterok:${job.after.map((k) => ids.get(k)!).join(":")}`);
     args.push(script);
     let id: string;

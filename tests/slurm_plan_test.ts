@@ -62,8 +62,14 @@ Deno.test("slurm plan: shard commands carry the array task id; merges the shard 
   assert.match(det[2]!, /--work-dir \/shared\/results\/run\/gcn_d_ms1m_2_prpsls /);
   assert.match(det[2]!, /--shard \$SLURM_ARRAY_TASK_ID\/2 "\$\{args\[@\]\}"$/);
   assert.match(jobs.get("detect-merge-ms1m_2_prpsls")!.lines[0]!, /stages\/detect_merge\.ts .* --shards 2 /);
-  const script = jobScript(jobs.get("knn")!, { repo: "/repo" });
-  assert.match(script, /^#!\/usr\/bin\/env bash\n/);
+  const sbatch = sbatchOptions(jobs.get("knn")!, { results: base.results, resources: { mem: "8G" } });
+  const script = jobScript(jobs.get("knn")!, { repo: "/repo", sbatch });
+  assert.match(
+    script,
+    /^#!\/usr\/bin\/env bash\n#SBATCH --job-name=ltc-knn\n#SBATCH --output=\/shared\/results\/run\/slurm/,
+  );
+  assert.match(script, /\n#SBATCH --mem=8G\n# ltc-deno pipeline job 'knn'/);
+  assert.ok(!script.includes("--array"), "the array range is given at submission, so one task can be re-run alone");
   assert.match(script, /\nset -euo pipefail\ncd \/repo\n/);
 });
 

@@ -1,7 +1,9 @@
 /**
  * The pipeline through a real Slurm: a one-node cluster on this machine (slurm/local_cluster.sh: munged, slurmctld,
  * slurmd as root), `make slurm-pipeline` with 4 kNN shards and 2 detect shards at the default scale, and every
- * artifact compared byte for byte with a single-machine `make` of the same targets in the same paths.
+ * artifact compared byte for byte with a single-machine `make` of the same targets in the same paths. On the way, one
+ * kNN shard is made to fail: the submission fails naming it, nothing after it runs, the shard is re-run alone with
+ * `sbatch --array=2 <its job script>`, and the same submission again completes the chain.
  *
  * Needs Debian's slurm-wlm and munge and root; skipped (ignored) without them unless LTC_REQUIRE_SLURM=1, which
  * .ci/run sets after installing them, so in CI it always runs. GCN-D is not trained here: both runs score with the
@@ -70,10 +72,34 @@ Deno.test({
       const started = await run("bash", ["slurm/local_cluster.sh", "start", cluster]);
       const conf = started.match(/SLURM_CONF=(\S+)/)?.[1];
       assert.ok(conf, `no SLURM_CONF in: ${started}`);
+      const env = { SLURM_CONF: conf };
+      const submit = ["slurm-pipeline", ...vars, "KNN_SHARDS=4", "DETECT_SHARDS=2", "SLURM_OPTS=--wait"];
       try {
-        await run("make", ["slurm-pipeline", ...vars, "KNN_SHARDS=4", "DETECT_SHARDS=2", "SLURM_OPTS=--wait"], {
-          SLURM_CONF: conf,
-        });
+        // kNN shard 2 cannot write its part (a folder stands in its way): the chain stops there, naming the job
+        const blocker = join(synth, "default", "knns", "part1_test", "faiss_k_80.part_2_of_4.npz");
+        Deno.mkdirSync(blocker, { recursive: true });
+        const failed = await new Deno.Command("make", {
+          args: submit,
+          cwd: ROOT,
+          env,
+          stdout: "piped",
+          stderr: "piped",
+        })
+          .output();
+        const said = new TextDecoder().decode(failed.stderr);
+        assert.ok(!failed.success, "a failed shard must fail the submission");
+        assert.match(said, /slurm-submit: job knn \(\d+\) ended FAILED; logs in /);
+        let mergedBeforeRerun = true;
+        try {
+          Deno.statSync(join(synth, "default", "knns", "part1_test", "faiss_k_80.npz"));
+        } catch {
+          mergedBeforeRerun = false;
+        }
+        assert.ok(!mergedBeforeRerun, "nothing after the failed shard ran");
+        // re-run that shard alone, then submit the same command again: the rest of the chain completes
+        Deno.removeSync(blocker);
+        await run("sbatch", ["--wait", "--array=2", join(run_dir, "slurm", "jobs", "knn.sh")], env);
+        await run("make", submit, env);
       } finally {
         await run("bash", ["slurm/local_cluster.sh", "stop", cluster]);
       }
