@@ -6,9 +6,10 @@
  * fallback with it); `LTC_ORT=none` loads no build at all (tests run the TypeScript fallbacks through the stages).
  *
  * Sessions: intra-op threads = the machine's cores (the original's CPU path also used them all), one inter-op
- * thread, sequential execution, all graph optimisations, errors-only logging. Native worker threads spin between
- * runs unless the caller says the TypeScript between its runs needs the cores (`spin: false`) or `LTC_ORT_SPIN=0`
- * is set (a shared machine).
+ * thread, sequential execution, all graph optimisations, errors-only logging. Native worker threads sleep between
+ * runs: spinning kept them busy while the TypeScript between runs (or another stage under `make -j`) needed the
+ * cores — GCN-D training on 2 cores took 5–6 s an epoch spinning, 2.9 s without, with identical bytes; exact kNN
+ * (long runs) was the same either way. `LTC_ORT_SPIN=1` lets them spin (many-core machines, one stage at a time).
  * @module
  */
 import { LtcError } from "../shared/errors.ts";
@@ -69,9 +70,9 @@ function sessionOptionsFor(native: boolean, spin: boolean): Record<string, unkno
   };
 }
 
-/** Whether native worker threads may spin (off with `LTC_ORT_SPIN=0`). */
+/** Whether native worker threads may spin between runs (only with `LTC_ORT_SPIN=1`; see the module header). */
 function spinAllowed(): boolean {
-  return Deno.env.get("LTC_ORT_SPIN") !== "0";
+  return Deno.env.get("LTC_ORT_SPIN") === "1";
 }
 
 /** Load onnxruntime once per process (see the module header); an {@linkcode LtcError} naming why when none loads. */
