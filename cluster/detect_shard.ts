@@ -29,6 +29,7 @@ import {
   writeSidecar,
 } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
+import { type Shard, shardPartPath } from "../shared/shard.ts";
 import { readLabels } from "../shared/meta.ts";
 import { readNpzArray, writeNpz } from "../shared/npy.ts";
 import { log } from "../shared/progress.ts";
@@ -43,28 +44,9 @@ import {
   prepareScoring,
 } from "./detect.ts";
 
-/** Which part of a sharded run: `index` of `count` (0 ≤ index < count). */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-/** Parse `--shard I/S` (0 ≤ I < S, S ≥ 1); anything else is an error naming the option. */
-export function parseShard(text: string): Shard {
-  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
-  if (!m) throw new LtcError(`--shard: expected I/S (part I of S, counted from 0), got '${text}'`);
-  const index = Number(m[1]), count = Number(m[2]);
-  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(count)) {
-    throw new LtcError(`--shard: '${text}' is out of range`);
-  }
-  if (count < 1) throw new LtcError(`--shard: the number of parts must be at least 1, got '${text}'`);
-  if (index >= count) throw new LtcError(`--shard: part ${index} does not exist in ${count} parts (0…${count - 1})`);
-  return { index, count };
-}
-
 /** The part file of shard `index` of `count` for a checkpoint name, in `workDir`. */
 export function partPath(workDir: string, name: string, shard: Shard): string {
-  return join(workDir, `${name}.part_${shard.index}_of_${shard.count}.npz`);
+  return shardPartPath(join(workDir, `${name}.npz`), shard);
 }
 
 /** What {@linkcode detectShard} produced. */

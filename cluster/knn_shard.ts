@@ -40,6 +40,7 @@ import {
   writeSidecar,
 } from "../shared/artifact.ts";
 import { LtcError } from "../shared/errors.ts";
+import { parseShard as parseShardText, type Shard, shardPartPath } from "../shared/shard.ts";
 import { type KnnGraph, readKnnPart, writeKnn, writeKnnPart } from "../shared/knn_file.ts";
 import { log } from "../shared/progress.ts";
 import { exactKnn, ivfParams } from "../gpu/knn/mod.ts";
@@ -57,22 +58,18 @@ import {
 import { ivfIndexPath, loadIvfIndexChecked, searchIvfIndex } from "./ivf_index.ts";
 
 /** Shard `index` of `count` (0 ≤ index < count). */
-export interface KnnShard {
-  index: number;
-  count: number;
-}
+export type KnnShard = Shard;
 
-/** Parse `--shard I/S`: integers with 0 ≤ I < S and 1 ≤ S ≤ `n` (the row count, when known). */
+/**
+ * Parse `--shard I/S` for `n` feature rows (when known): {@linkcode parseShardText}, and S ≤ `n` (every shard needs
+ * a row).
+ */
 export function parseShard(text: string, n?: number): KnnShard {
-  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
-  if (!m) throw new LtcError(`knn: --shard must be I/S (shard I of S, e.g. 0/4), got '${text}'`);
-  const index = Number(m[1]), count = Number(m[2]);
-  if (count < 1) throw new LtcError(`knn: --shard ${text}: the shard count S must be at least 1`);
-  if (index >= count) throw new LtcError(`knn: --shard ${text}: the shard index I must be below S (0 … ${count - 1})`);
-  if (n !== undefined && count > n) {
-    throw new LtcError(`knn: --shard ${text}: ${count} shards exceed the ${n} feature rows (every shard needs a row)`);
+  const shard = parseShardText(text);
+  if (n !== undefined && shard.count > n) {
+    throw new LtcError(`--shard ${text}: ${shard.count} shards exceed the ${n} feature rows (every shard needs a row)`);
   }
-  return { index, count };
+  return shard;
 }
 
 /**
@@ -91,8 +88,7 @@ export function knnPartPath(
   name: string,
   opts: { method: KnnStageMethod; k: number; shard: KnnShard },
 ): string {
-  const whole = knnArtifactPath(prefix, name, opts.method, opts.k);
-  return whole.replace(/\.npz$/, `.part_${opts.shard.index}_of_${opts.shard.count}.npz`);
+  return shardPartPath(knnArtifactPath(prefix, name, opts.method, opts.k), opts.shard);
 }
 
 /** The features file of a stage's options. */

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readFeatures } from "../shared/features.ts";
 import { listProposalFiles } from "../shared/proposal_io.ts";
-import { parseShard } from "../cluster/detect_shard.ts";
+import { parseShard } from "../shared/shard.ts";
 import { getGpu } from "../gpu/device.ts";
 import {
   createEngine,
