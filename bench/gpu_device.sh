@@ -1,8 +1,9 @@
 #!/bin/bash
 # The prepared GPU measurement: on a bare machine with a GPU (this repo's working tree, plus the git-ignored .carry/
-# and .gl/ made by bench/gpu_carry.sh), set up Deno and the Vulkan loader, then run `deno task bench gpu` once,
-# writing its log, its JSON record and the machine's description under $OUT. Arguments go to the benchmark
-# (e.g. `--skip-gcn`); BENCH_TIMEOUT (seconds, default 500) bounds it.
+# and .gl/ made by bench/gpu_carry.sh), set up Deno and the Vulkan loader, then run `deno task bench gpu` once and
+# `deno task bench vegcn --webgpu-only` (GCN-V at part1 scale, PyTorch beside it) once, writing their logs, JSON
+# records and the machine's description under $OUT. Arguments go to the gpu benchmark (e.g. `--skip-gcn`);
+# BENCH_TIMEOUT (seconds, default 300) and VEGCN_TIMEOUT (default 180; 0 skips it) bound them.
 #
 #     OUT=/some/dir bash bench/gpu_device.sh [bench options]
 set -euo pipefail
@@ -47,4 +48,11 @@ export PATH="$PWD/bin:$PATH"
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 || true
   nproc
 } > "$OUT/machine.txt"
-timeout "${BENCH_TIMEOUT:-500}" deno task bench gpu --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+status=0
+timeout "${BENCH_TIMEOUT:-300}" deno task bench gpu --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log" ||
+  status=$?
+if [ "${VEGCN_TIMEOUT:-180}" != 0 ]; then
+  timeout "${VEGCN_TIMEOUT:-180}" deno task bench vegcn --webgpu-only --json "$OUT/bench_vegcn.json" 2>&1 |
+    tee "$OUT/bench_vegcn.log" || status=$?
+fi
+exit "$status"

@@ -5,6 +5,7 @@
  * CPU twin and on WebGPU.
  *
  *     deno task bench vegcn [--n=584013] [--gpu-n=20000] [--ts-rows=36501] [--no-train] [--no-webgpu] [--seed=1]
+ *                           [--webgpu-only] [--json FILE]
  *
  * Data are synthesised in memory: identities of 4–300 members (log-normal sizes, mean ≈ 68 as MS1M's), features =
  * identity centre + noise (unit vectors), and each node's kNN row = itself, then up to 79 random members of its
@@ -14,9 +15,13 @@
  * Comparison points measured in the same run: the TypeScript products (the CPU twin without onnxruntime) on the
  * first `--ts-rows` rows, scaled to all rows (the dense work is linear in rows); WebGPU against the CPU twin at
  * `--gpu-n` rows (here WebGPU is Mesa llvmpipe, a CPU rasteriser: use a small n and read the ratio as such).
+ * `--webgpu-only` (the GPU machine, which has no onnxruntime): WebGPU at all `--n` rows, and where `python3` with
+ * torch and a CUDA device exists, the same network in PyTorch (`bench/torch_gcnv.py`, fp32, TF32 off) on the same
+ * graph, features and weights as the comparison point, with the largest difference of the confidences.
  * @module
  */
 import { parseArgs } from "node:util";
+import { join } from "node:path";
 import { Rng } from "../shared/random.ts";
 import type { Features } from "../shared/features.ts";
 import type { KnnGraph } from "../shared/knn_file.ts";
@@ -28,6 +33,7 @@ import {
   gcnVConfig,
   initWeights,
   mseLoss,
+  paramList,
   sgdStep,
   tsKernels,
   veGcnBackend,
@@ -146,9 +152,12 @@ export async function run(args: string[]): Promise<void> {
       "no-train": { type: "boolean" },
       "no-webgpu": { type: "boolean" },
       seed: { type: "string" },
+      "webgpu-only": { type: "boolean" },
+      json: { type: "string" },
     },
     strict: true,
   });
+  if (values["webgpu-only"]) return await webGpuOnly(Number(values.n ?? 584013), Number(values.seed ?? 1), values.json);
   const n = Number(values.n ?? 584013), gpuN = Number(values["gpu-n"] ?? 20000);
   const tsRows = Math.min(n, Number(values["ts-rows"] ?? Math.ceil(n / 16)));
   const seed = Number(values.seed ?? 1);
@@ -212,6 +221,116 @@ export async function run(args: string[]): Promise<void> {
         `${(g.wall / c.wall).toFixed(2)}× the time`,
     );
   }
+}
+
+/** Write `a`'s bytes to `path`. */
+function writeRaw(path: string, a: Float32Array | Int32Array): void {
+  Deno.writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+}
+
+/**
+ * PyTorch's GCN-V on the same graph, features and weights (`bench/torch_gcnv.py`): seconds of inference and of one
+ * training iteration on data already on the device, and its confidences; null (saying why) without torch or CUDA.
+ */
+async function torchGcnV(
+  world: ReturnType<typeof synthesise>,
+  weights: ReturnType<typeof initWeights>,
+  target: Float32Array,
+): Promise<{ inference: number; train: number; device: string; pred: Float32Array } | null> {
+  const dir = Deno.makeTempDirSync({ prefix: "ltc-bench-vegcn-" });
+  try {
+    const adj = gcnAdjacency(world.knn);
+    const n = world.features.n;
+    writeRaw(join(dir, "x.bin"), world.features.data);
+    writeRaw(join(dir, "row_ptr.bin"), adj.rowPtr);
+    writeRaw(join(dir, "cols.bin"), adj.colIdx);
+    writeRaw(join(dir, "vals.bin"), adj.vals);
+    writeRaw(join(dir, "target.bin"), target);
+    const flat = paramList(weights);
+    const all = new Float32Array(flat.reduce((s, a) => s + a.length, 0));
+    flat.reduce((at, a) => (all.set(a, at), at + a.length), 0);
+    writeRaw(join(dir, "params.bin"), all);
+    const script = new URL("./torch_gcnv.py", import.meta.url).pathname;
+    const hid = weights.config.convDims[0]!;
+    let out: Deno.CommandOutput;
+    try {
+      out = await new Deno.Command("python3", {
+        args: [script, dir, String(n), String(DIM), String(hid), String(adj.rowPtr[n]!)],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    } catch {
+      console.log("  torch: no python3 — comparison skipped");
+      return null;
+    }
+    const line = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+    if (!out.success) {
+      const why = line.startsWith("{") ? JSON.parse(line).skip : new TextDecoder().decode(out.stderr).trim();
+      console.log(`  torch: comparison skipped (${why})`);
+      return null;
+    }
+    const r = JSON.parse(line);
+    console.log(`  torch ${r.torch} on ${r.device}, TF32 ${r.tf32 ? "on" : "off"}`);
+    const pred = new Float32Array(Deno.readFileSync(join(dir, "pred.bin")).buffer);
+    return { inference: r.inference, train: r.train, device: r.device, pred };
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+/** The GPU machine's run: WebGPU inference and one training iteration at `n`, PyTorch on the same data beside. */
+async function webGpuOnly(n: number, seed: number, json?: string): Promise<void> {
+  const record: Record<string, unknown> = { n };
+  const save = () => json && Deno.writeTextFileSync(json, JSON.stringify(record, null, 2) + "\n");
+  const gpu = await resolveBackend("webgpu").catch(() => null);
+  if (!gpu || gpu.kind !== "webgpu") {
+    console.log("webgpu: no adapter here — nothing to measure");
+    return;
+  }
+  const made = await timed(() => synthesise(n, seed));
+  const world = made.value;
+  const adj = gcnAdjacency(world.knn);
+  console.log(
+    `data: synthetic identities, n=${n} dim=${DIM} k=${K}, ${(adj.rowPtr[n]! / n).toFixed(1)} entries per row of ` +
+      `A (${made.wall.toFixed(1)} s to make); adapter ${backendLabel(gpu)}`,
+  );
+  record.adapter = backendLabel(gpu);
+  const weights = initWeights(gcnVConfig(DIM, 512), new Rng(seed, 3));
+  // warm-up: compile the pipelines outside the timing
+  const warm = await timed(() => testGcnV({ ...prefix(world, 200), weights, backend: "webgpu", keepFeatures: false }));
+  const g = await timed(() => testGcnV({ ...world, weights, backend: "webgpu", keepFeatures: false }));
+  console.log(
+    `GCN-V inference (test-gcn-v's work: adjacency, network, peak rule) at n=${n}, webgpu: ${fmt(g)} ` +
+      `(pipelines compiled before in ${fmt(warm)})`,
+  );
+  record.inference = { wall: g.wall, cpu: g.cpu, compile: warm.wall };
+  save();
+  // the network alone, as torch times it (the graph already built)
+  const backend = await veGcnBackend("webgpu");
+  const agg = await backend.aggregator(adj);
+  const net = await timed(() =>
+    forward(weights, { x: world.features.data, agg }, { kernels: backend.kernels, inference: true })
+  );
+  console.log(`  of which the network's forward pass (uploads and read-backs included): ${fmt(net)}`);
+  record.forward = { wall: net.wall, cpu: net.cpu };
+  save();
+  const it = await trainIteration(world, "webgpu", seed);
+  console.log(`GCN-V training iteration (forward, backward, SGD) at n=${n}, ${it.label}: ${fmt(it)}`);
+  record.trainIteration = { wall: it.wall, cpu: it.cpu };
+  save();
+  const t = await torchGcnV(world, weights, sNbrConfidence(world.knn, world.labels));
+  if (t) {
+    let diff = 0;
+    const ours = net.value.out;
+    for (let i = 0; i < n; i++) diff = Math.max(diff, Math.abs(ours[i]! - t.pred[i]!));
+    console.log(
+      `  torch on ${t.device}: forward ${t.inference.toFixed(3)} s (ours ${(net.wall / t.inference).toFixed(1)}× ` +
+        `that), training iteration ${t.train.toFixed(3)} s (ours ${(it.wall / t.train).toFixed(1)}× that); largest ` +
+        `|confidence − torch's| ${diff.toExponential(2)}`,
+    );
+    record.torch = { inference: t.inference, train: t.train, device: t.device, maxDiff: diff };
+  }
+  save();
 }
 
 if (import.meta.main) await run(Deno.args);
