@@ -26,20 +26,18 @@ if ! ls node_modules/@deno/*/deno >/dev/null 2>&1; then
 fi
 [ -d node_modules/fflate ] && [ -d node_modules/yaml ] || tar -xJf .carry/node_modules.tar.xz
 
-# The Vulkan loader, unpacked beside the run when the machine has none
+# The Vulkan loader and glvnd (NVIDIA's Vulkan driver lives in libGLX_nvidia, which needs glvnd to answer), unpacked
+# into / where the machine has no loader (the device README's recipe), then the driver's own ICD file where it has one
 if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 '; then
-  for deb in .gl/*.deb; do dpkg-deb -x "$deb" "$scratch/gl"; done
-  export LD_LIBRARY_PATH="$scratch/gl/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for deb in .gl/*.deb; do dpkg -x "$deb" /; done
+  /sbin/ldconfig
 fi
-# NVIDIA's Vulkan driver lives in libGLX_nvidia.so.0; where no ICD file names it, write one
-if ! grep -ls nvidia /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; then
-  lib=$(/sbin/ldconfig -p 2>/dev/null | awk '/libGLX_nvidia.so.0 /{print $NF; exit}')
-  if [ -n "$lib" ]; then
-    printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s", "api_version": "1.3"}}\n' "$lib" \
-      > "$scratch/nvidia_icd.json"
-    export VK_ICD_FILENAMES="$scratch/nvidia_icd.json" VK_DRIVER_FILES="$scratch/nvidia_icd.json"
-  fi
-fi
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; do
+  [ -f "$icd" ] && export VK_DRIVER_FILES="$icd"
+done
+for egl in /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json; do
+  [ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES="$egl"
+done
 
 export PATH="$PWD/bin:$PATH"
 {

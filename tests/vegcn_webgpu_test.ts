@@ -100,6 +100,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "vegcn webgpu: inference's last layers on the device (several row blocks) equal the CPU twin's forward",
+  ignore: !HAS_WEBGPU,
+  async fn() {
+    const gpu = await getGpu();
+    if (!gpu) return;
+    const n = 300, dim = 16, k = 8;
+    const { data, adjacency } = smallGraph(n, dim, k, 21);
+    // 64-row blocks: 300 rows take five, the last one partial; outputs land at each block's offset
+    const kernels = await WebGpuKernels.create(gpu, { blockBytes: 64 * 2 * 32 * 4 });
+    for (const cfg of [gcnVConfig(dim, 32), gcnEConfig(dim, 32)]) {
+      const weights = initWeights(cfg, new Rng(4));
+      // non-zero biases, so a block that skipped its bias or activation shows
+      for (const p of paramList(weights)) if (p.length <= 32) p.forEach((_, i) => (p[i] = 0.05 * (i % 7) - 0.1));
+      const want = await forward(weights, { x: data, agg: new CsrAggregator(adjacency) }, { inference: true });
+      const onDevice = await GpuCsrAggregator.create(gpu, adjacency);
+      for (const agg of [onDevice, new CsrAggregator(adjacency)]) {
+        const got = await forward(weights, { x: data, agg }, { kernels, inference: true });
+        const last = cfg.convDims.length - 1;
+        assert.equal(got.out.length, n * cfg.classes);
+        assert.ok(maxAbsErr(want.out, got.out) < 1e-5, `${cfg.kind} outputs`);
+        assert.ok(maxAbsErr(want.conv[last]!, got.conv[last]!) < 1e-5, `${cfg.kind} features`);
+        assert.ok(got.out.some((v) => v !== 0) && got.conv[last]!.some((v) => v === 0), "ReLU zeros and outputs");
+        const noFeatures = await forward(weights, { x: data, agg }, { kernels, inference: true, keepFeatures: false });
+        assert.deepEqual(noFeatures.out, got.out);
+        assert.equal(noFeatures.conv[last]!.length, 0);
+      }
+      onDevice.dispose();
+    }
+  },
+});
+
+Deno.test({
   name: "vegcn webgpu: testGcnV and testGcnE on WebGPU give the CPU twin's confidences, connections and labels",
   ignore: !HAS_WEBGPU,
   async fn() {

@@ -107,7 +107,7 @@ export async function forward(
         ? (from: number, to: number) => agg.applyRows!(layerInput, din, { from, to })
         : async (from: number, to: number) =>
           (whole ??= await agg.apply(layerInput, din)).subarray(from * din, to * din);
-      const r = await k.lastLayers(weights, { x, ax, rows }, { keepFeatures: options.keepFeatures ?? true });
+      const r = await k.lastLayers(weights, { x, ax, rows, agg }, { keepFeatures: options.keepFeatures ?? true });
       concat.push(new Float32Array(0));
       conv.push(r.features ?? new Float32Array(0));
       return { rows, concat, conv, hiddenPre: new Float32Array(0), hiddenAct: new Float32Array(0), out: r.out };

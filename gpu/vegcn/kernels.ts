@@ -46,6 +46,8 @@ export interface LastLayersInput {
   x: Float32Array;
   ax: (from: number, to: number) => Promise<Float32Array>;
   rows: number;
+  /** the aggregation itself: a backend whose device holds its matrix applies it there instead of calling `ax` */
+  agg?: Aggregator;
 }
 
 /** What {@linkcode DenseKernels.lastLayers} returns. */

@@ -3,25 +3,28 @@
  * {@linkcode ./cpu.ts} runs unchanged:
  * - {@linkcode GpuCsrAggregator}: the sparse aggregation ({@linkcode ./spmm.wgsl}), an {@linkcode Aggregator} whose
  *   A·X and Aᵀ·Y run on the GPU with the CSR matrix (and its transpose, built on first use) resident there;
- * - {@linkcode WebGpuKernels}: the dense products, on GCN-D's tiled matmul kernel (`gpu/gcn/matmul_wgsl.ts`).
- * Each call uploads its operands, dispatches once and reads the result back. Sums are float32 on the GPU (the CPU
+ * - {@linkcode WebGpuKernels}: the dense products, on GCN-D's tiled matmul kernel (`gpu/gcn/matmul_wgsl.ts`), and
+ *   inference's last layers kept on the device ({@linkcode ./webgpu_last_layers.ts}).
+ * Each product call (training's) uploads its operands, dispatches once and reads the result back. Sums are float32 on the GPU (the CPU
  * twin sums in float64): results agree to float32 rounding.
  * @module
  */
 import { LtcError } from "../../shared/errors.ts";
 import type { GpuContext } from "../device.ts";
 import { MATMUL_TILE, matmulWgsl } from "../gcn/matmul_wgsl.ts";
+import type { VeGcnWeights } from "./model.ts";
+import { MAX_GROUPS, readBack, STORAGE, upload } from "./webgpu_buffers.ts";
+import { webGpuLastLayers } from "./webgpu_last_layers.ts";
 import {
   type Aggregator,
   type CsrMatrix,
   type DenseKernels,
+  type LastLayersInput,
+  type LastLayersResult,
   type MatmulShape,
   transpose,
   transposeCsr,
 } from "./kernels.ts";
-
-const MAX_GROUPS = 65535;
-const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
 
 const pipelineCache = new WeakMap<GPUDevice, Promise<GPUComputePipeline>>();
 
@@ -34,15 +37,6 @@ function spmmPipeline(device: GPUDevice): Promise<GPUComputePipeline> {
     pipelineCache.set(device, p);
   }
   return p;
-}
-
-/** A storage buffer holding `data` (at least 4 bytes: WebGPU refuses empty bindings). */
-function upload(device: GPUDevice, data: Int32Array | Float32Array, label: string): GPUBuffer {
-  const buffer = device.createBuffer({ size: Math.max(4, data.byteLength), usage: STORAGE, label });
-  if (data.byteLength > 0) {
-    device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-  }
-  return buffer;
 }
 
 /** A CSR matrix resident on the GPU. */
@@ -109,16 +103,26 @@ export class GpuCsrAggregator implements Aggregator {
     }
   }
 
-  async #run(m: GpuCsr, x: Float32Array, width: number): Promise<Float32Array> {
-    if (x.length !== m.cols * width) {
-      throw new Error(`GpuCsrAggregator: ${x.length} values for ${m.cols} rows of ${width}`);
-    }
+  /** The device the matrix lives on. */
+  get device(): GPUDevice {
+    return this.#device;
+  }
+
+  /**
+   * Record A·x into `enc` for `x` already on the device (rows × width): returns the output buffer (rows × width), filled
+   * once `enc` is submitted; the caller destroys it. Nothing leaves the device.
+   */
+  encodeApply(enc: GPUCommandEncoder, x: GPUBuffer, width: number): GPUBuffer {
+    const m = this.#forward;
+    const out = this.#device.createBuffer({ size: Math.max(4, m.rows * width * 4), usage: STORAGE, label: "spmm_out" });
+    this.#encode(enc, m, x, out, width);
+    return out;
+  }
+
+  #encode(enc: GPUCommandEncoder, m: GpuCsr, input: GPUBuffer, out: GPUBuffer, width: number): void {
     const device = this.#device;
-    const bytes = m.rows * width * 4;
     const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     device.queue.writeBuffer(params, 0, new Uint32Array([m.rows, width, 0, 0]));
-    const input = upload(device, x, "spmm_x");
-    const out = device.createBuffer({ size: Math.max(4, bytes), usage: STORAGE, label: "spmm_out" });
     const bind = device.createBindGroup({
       layout: this.#pipeline.getBindGroupLayout(0),
       entries: [params, m.rowPtr, m.colIdx, m.vals, input, out].map((buffer, binding) => ({
@@ -126,34 +130,27 @@ export class GpuCsrAggregator implements Aggregator {
         resource: { buffer },
       })),
     });
-    const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(this.#pipeline);
     pass.setBindGroup(0, bind);
     pass.dispatchWorkgroups(Math.ceil(width / 64), Math.max(1, Math.min(m.rows, MAX_GROUPS)));
     pass.end();
+  }
+
+  async #run(m: GpuCsr, x: Float32Array, width: number): Promise<Float32Array> {
+    if (x.length !== m.cols * width) {
+      throw new Error(`GpuCsrAggregator: ${x.length} values for ${m.cols} rows of ${width}`);
+    }
+    const device = this.#device;
+    const bytes = m.rows * width * 4;
+    const input = upload(device, x, "spmm_x");
+    const out = device.createBuffer({ size: Math.max(4, bytes), usage: STORAGE, label: "spmm_out" });
+    const enc = device.createCommandEncoder();
+    this.#encode(enc, m, input, out, width);
     const result = await readBack(device, enc, out, bytes);
-    for (const b of [params, input, out]) b.destroy();
+    for (const b of [input, out]) b.destroy();
     return result;
   }
-}
-
-/** Read a GPU buffer's first `bytes` bytes back as float32 (through a staging buffer). */
-async function readBack(device: GPUDevice, enc: GPUCommandEncoder, source: GPUBuffer, bytes: number) {
-  const staging = device.createBuffer({
-    size: Math.max(4, bytes),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  if (bytes > 0) enc.copyBufferToBuffer(source, 0, staging, 0, bytes);
-  device.queue.submit([enc.finish()]);
-  const result = new Float32Array(bytes / 4);
-  if (bytes > 0) {
-    await staging.mapAsync(GPUMapMode.READ);
-    result.set(new Float32Array(staging.getMappedRange(0, bytes)));
-    staging.unmap();
-  }
-  staging.destroy();
-  return result;
 }
 
 const matmulCache = new WeakMap<GPUDevice, Promise<GPUComputePipeline[]>>();
@@ -184,17 +181,37 @@ export class WebGpuKernels implements DenseKernels {
   readonly #device: GPUDevice;
   readonly #pipes: GPUComputePipeline[];
   readonly #maxBinding: number;
+  readonly #blockBytes?: number;
 
-  private constructor(gpu: GpuContext, pipes: GPUComputePipeline[]) {
+  private constructor(gpu: GpuContext, pipes: GPUComputePipeline[], blockBytes?: number) {
     this.name = `webgpu (${gpu.adapterName})`;
     this.#device = gpu.device;
     this.#pipes = pipes;
     this.#maxBinding = Math.min(gpu.device.limits.maxStorageBufferBindingSize, gpu.device.limits.maxBufferSize);
+    this.#blockBytes = blockBytes;
   }
 
-  /** Build the pipelines on `gpu`. */
-  static async create(gpu: GpuContext): Promise<WebGpuKernels> {
-    return new WebGpuKernels(gpu, await matmulPipelines(gpu.device));
+  /**
+   * Build the pipelines on `gpu`. `options.blockBytes` bounds the row blocks of {@linkcode lastLayers} (tests use
+   * small blocks to cover several).
+   */
+  static async create(gpu: GpuContext, options: { blockBytes?: number } = {}): Promise<WebGpuKernels> {
+    return new WebGpuKernels(gpu, await matmulPipelines(gpu.device), options.blockBytes);
+  }
+
+  /** See {@linkcode DenseKernels.lastLayers}: on the device from x to the outputs ({@linkcode webGpuLastLayers}). */
+  lastLayers(
+    weights: VeGcnWeights,
+    input: LastLayersInput,
+    options: { keepFeatures: boolean },
+  ): Promise<LastLayersResult> {
+    const engine = {
+      device: this.#device,
+      matmul: this.#pipes,
+      maxBinding: this.#maxBinding,
+      blockBytes: this.#blockBytes,
+    };
+    return webGpuLastLayers(engine, { weights, input }, options);
   }
 
   async matmul(a: Float32Array, b: Float32Array, shape: MatmulShape): Promise<Float32Array> {
