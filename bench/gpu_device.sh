@@ -3,7 +3,7 @@
 # and .gl/ made by bench/gpu_carry.sh), set up Deno and the Vulkan loader, then run `deno task bench gpu` once and
 # `deno task bench vegcn --webgpu-only` (GCN-V at part1 scale, PyTorch beside it) once, writing their logs, JSON
 # records and the machine's description under $OUT. Arguments go to the gpu benchmark (e.g. `--skip-gcn`);
-# BENCH_TIMEOUT (seconds, default 300) and VEGCN_TIMEOUT (default 180; 0 skips it) bound them.
+# BENCH_TIMEOUT (seconds, default 300) and VEGCN_TIMEOUT (default 180) bound them; 0 skips one.
 #
 #     OUT=/some/dir bash bench/gpu_device.sh [bench options]
 set -euo pipefail
@@ -47,8 +47,10 @@ export PATH="$PWD/bin:$PATH"
   nproc
 } > "$OUT/machine.txt"
 status=0
-timeout "${BENCH_TIMEOUT:-300}" deno task bench gpu --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log" ||
-  status=$?
+if [ "${BENCH_TIMEOUT:-300}" != 0 ]; then
+  timeout "${BENCH_TIMEOUT:-300}" deno task bench gpu --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log" ||
+    status=$?
+fi
 if [ "${VEGCN_TIMEOUT:-180}" != 0 ]; then
   timeout "${VEGCN_TIMEOUT:-180}" deno task bench vegcn --webgpu-only --json "$OUT/bench_vegcn.json" 2>&1 |
     tee "$OUT/bench_vegcn.log" || status=$?
