@@ -17,6 +17,7 @@ import {
   backward,
   type CsrMatrix,
   forward,
+  mseGradients,
   mseLoss,
   type SgdState,
   sgdStep,
@@ -473,10 +474,8 @@ export async function trainGcnV(
   const end = Math.min(options.endIter ?? schedule.iterations, schedule.iterations);
   for (let iter = options.startIter ?? 0; iter < end; iter++) {
     const lr = stepLr(schedule.lr, iter, milestones, schedule.lrGamma);
-    const cache = await forward(weights, { x: features.data, agg }, { kernels });
-    const { loss, dOut } = mseLoss(cache.out, target);
+    const { loss, grads } = await mseGradients(weights, { x: features.data, agg, target }, { kernels });
     if (!Number.isFinite(loss)) throw new LtcError(`train-gcn-v: loss became ${loss} at iteration ${iter + 1}`);
-    const grads = await backward(weights, { cache, agg, dOut }, { kernels });
     sgdStep(weights, grads, state, { lr, momentum: schedule.momentum, weightDecay: schedule.weightDecay });
     losses.push(loss);
     options.onIter?.({ iter: iter + 1, lr, loss });

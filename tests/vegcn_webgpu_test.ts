@@ -11,6 +11,7 @@ import {
   gcnVConfig,
   GpuCsrAggregator,
   initWeights,
+  mseGradients,
   mseLoss,
   paramList,
   tsKernels,
@@ -128,6 +129,43 @@ Deno.test({
       }
       onDevice.dispose();
     }
+  },
+});
+
+Deno.test({
+  name: "vegcn webgpu: a GCN-V training iteration with the graph resident equals the CPU twin's loss and gradients",
+  ignore: !HAS_WEBGPU,
+  async fn() {
+    const gpu = await getGpu();
+    if (!gpu) return;
+    const n = 300, dim = 16, k = 8;
+    const { data, adjacency } = smallGraph(n, dim, k, 31);
+    const rng = new Rng(5);
+    const target = Float32Array.from({ length: n }, () => rng.next());
+    const kernels = await WebGpuKernels.create(gpu);
+    const onDevice = await GpuCsrAggregator.create(gpu, adjacency);
+    const weights = initWeights(gcnVConfig(dim, 32), new Rng(6));
+    for (const p of paramList(weights)) if (p.length <= 32) p.forEach((_, i) => (p[i] = 0.03 * (i % 5) - 0.05));
+    // the CPU twin, product by product
+    const cache = await forward(weights, { x: data, agg: new CsrAggregator(adjacency) });
+    const want = mseLoss(cache.out, target);
+    const wantGrads = await backward(weights, { cache, agg: new CsrAggregator(adjacency), dOut: want.dOut });
+    const input = { x: data, agg: onDevice, target };
+    const resident = await kernels.mseGradients(weights, input);
+    assert.ok(resident, "the resident path applies to GCN-V on a device aggregation");
+    // the hook through the library entry point, twice (the second reuses the resident graph)
+    for (const got of [resident, await mseGradients(weights, input, { kernels })]) {
+      assert.ok(Math.abs(got.loss - want.loss) <= 1e-5 * want.loss, `loss ${got.loss} vs ${want.loss}`);
+      paramList(wantGrads).forEach((g, i) => {
+        const scale = Math.max(...Array.from(g, Math.abs));
+        assert.ok(scale > 0, `gradient ${i} is not all zero`);
+        assert.ok(maxAbsErr(g, paramList(got.grads)[i]!) <= 1e-5 * scale, `gradient ${i}`);
+      });
+    }
+    // shapes it does not cover fall back (null): two GraphConvs, or an aggregation on the host
+    assert.equal(await kernels.mseGradients(initWeights(gcnEConfig(dim, 32), new Rng(1)), input), null);
+    assert.equal(await kernels.mseGradients(weights, { ...input, agg: new CsrAggregator(adjacency) }), null);
+    onDevice.dispose();
   },
 });
 

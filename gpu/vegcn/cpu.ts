@@ -297,6 +297,24 @@ export async function backward(
   ]);
 }
 
+/**
+ * One GCN-V training iteration's loss and gradients on the whole graph (`agg` over all rows of `x`), MSE to
+ * `target`: the backend's resident path where it has one ({@linkcode DenseKernels.mseGradients}), else forward, loss
+ * and backward product by product.
+ */
+export async function mseGradients(
+  weights: VeGcnWeights,
+  input: { x: Float32Array; agg: Aggregator; target: Float32Array },
+  options: { kernels?: DenseKernels } = {},
+): Promise<{ loss: number; grads: Gradients }> {
+  const kernels = options.kernels ?? tsKernels;
+  const fused = await kernels.mseGradients?.(weights, input);
+  if (fused) return fused;
+  const cache = await forward(weights, { x: input.x, agg: input.agg }, { kernels });
+  const { loss, dOut } = mseLoss(cache.out, input.target);
+  return { loss, grads: await backward(weights, { cache, agg: input.agg, dOut }, { kernels }) };
+}
+
 /** GCN-V's loss: `nn.MSELoss()` between the one-column output and the targets, and ∂loss/∂out. */
 export function mseLoss(out: Float32Array, target: ArrayLike<number>): { loss: number; dOut: Float32Array } {
   const n = out.length;

@@ -35,6 +35,15 @@ export interface DenseKernels {
     input: LastLayersInput,
     options: { keepFeatures: boolean },
   ): Promise<LastLayersResult>;
+  /**
+   * Optional, GCN-V training: the MSE loss of the whole network on all rows of `agg` against `target` and the
+   * gradients (state-dict order, as a weights object), for a backend that keeps the graph's data on its device
+   * between iterations; null where it does not apply (the caller then runs forward, loss and backward itself).
+   */
+  mseGradients?(
+    weights: VeGcnWeights,
+    input: { x: Float32Array; agg: Aggregator; target: Float32Array },
+  ): Promise<{ loss: number; grads: VeGcnWeights } | null>;
 }
 
 /**

@@ -15,6 +15,7 @@ import { MATMUL_TILE, matmulWgsl } from "../gcn/matmul_wgsl.ts";
 import type { VeGcnWeights } from "./model.ts";
 import { MAX_GROUPS, readBack, STORAGE, upload } from "./webgpu_buffers.ts";
 import { webGpuLastLayers } from "./webgpu_last_layers.ts";
+import { WebGpuGcnVTrainer } from "./webgpu_train.ts";
 import {
   type Aggregator,
   type CsrMatrix,
@@ -182,6 +183,7 @@ export class WebGpuKernels implements DenseKernels {
   readonly #pipes: GPUComputePipeline[];
   readonly #maxBinding: number;
   readonly #blockBytes?: number;
+  #trainer: WebGpuGcnVTrainer | null = null;
 
   private constructor(gpu: GpuContext, pipes: GPUComputePipeline[], blockBytes?: number) {
     this.name = `webgpu (${gpu.adapterName})`;
@@ -212,6 +214,19 @@ export class WebGpuKernels implements DenseKernels {
       blockBytes: this.#blockBytes,
     };
     return webGpuLastLayers(engine, { weights, input }, options);
+  }
+
+  /** See {@linkcode DenseKernels.mseGradients}: GCN-V's iteration with the graph resident ({@linkcode WebGpuGcnVTrainer}). */
+  mseGradients(
+    weights: VeGcnWeights,
+    input: { x: Float32Array; agg: Aggregator; target: Float32Array },
+  ): Promise<{ loss: number; grads: VeGcnWeights } | null> {
+    this.#trainer ??= new WebGpuGcnVTrainer({
+      device: this.#device,
+      matmul: this.#pipes,
+      maxBinding: this.#maxBinding,
+    });
+    return this.#trainer.mseGradients(weights, input);
   }
 
   async matmul(a: Float32Array, b: Float32Array, shape: MatmulShape): Promise<Float32Array> {
