@@ -142,7 +142,8 @@ Deno.test({
     const { data, adjacency } = smallGraph(n, dim, k, 31);
     const rng = new Rng(5);
     const target = Float32Array.from({ length: n }, () => rng.next());
-    const kernels = await WebGpuKernels.create(gpu);
+    // 64-row slices: the weight gradients are summed from five partials (the last one partial)
+    const kernels = await WebGpuKernels.create(gpu, { sliceRows: 64 });
     const onDevice = await GpuCsrAggregator.create(gpu, adjacency);
     const weights = initWeights(gcnVConfig(dim, 32), new Rng(6));
     for (const p of paramList(weights)) if (p.length <= 32) p.forEach((_, i) => (p[i] = 0.03 * (i % 5) - 0.05));
@@ -162,6 +163,12 @@ Deno.test({
         assert.ok(maxAbsErr(g, paramList(got.grads)[i]!) <= 1e-5 * scale, `gradient ${i}`);
       });
     }
+    // one slice (the default size at 300 rows) gives the same within float32 rounding
+    const whole = await (await WebGpuKernels.create(gpu)).mseGradients(weights, input);
+    paramList(whole!.grads).forEach((g, i) => {
+      const ref = paramList(wantGrads)[i]!;
+      assert.ok(maxAbsErr(g, ref) <= 1e-5 * Math.max(...Array.from(ref, Math.abs)), `gradient ${i}, one slice`);
+    });
     // shapes it does not cover fall back (null): two GraphConvs, or an aggregation on the host
     assert.equal(await kernels.mseGradients(initWeights(gcnEConfig(dim, 32), new Rng(1)), input), null);
     assert.equal(await kernels.mseGradients(weights, { ...input, agg: new CsrAggregator(adjacency) }), null);

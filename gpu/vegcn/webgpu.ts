@@ -182,23 +182,30 @@ export class WebGpuKernels implements DenseKernels {
   readonly #device: GPUDevice;
   readonly #pipes: GPUComputePipeline[];
   readonly #maxBinding: number;
-  readonly #blockBytes?: number;
+  readonly #sizes: { blockBytes?: number; sliceRows?: number };
   #trainer: WebGpuGcnVTrainer | null = null;
 
-  private constructor(gpu: GpuContext, pipes: GPUComputePipeline[], blockBytes?: number) {
+  private constructor(
+    gpu: GpuContext,
+    pipes: GPUComputePipeline[],
+    sizes: { blockBytes?: number; sliceRows?: number },
+  ) {
     this.name = `webgpu (${gpu.adapterName})`;
     this.#device = gpu.device;
     this.#pipes = pipes;
     this.#maxBinding = Math.min(gpu.device.limits.maxStorageBufferBindingSize, gpu.device.limits.maxBufferSize);
-    this.#blockBytes = blockBytes;
+    this.#sizes = sizes;
   }
 
   /**
-   * Build the pipelines on `gpu`. `options.blockBytes` bounds the row blocks of {@linkcode lastLayers} (tests use
-   * small blocks to cover several).
+   * Build the pipelines on `gpu`. `options.blockBytes` bounds the row blocks of {@linkcode lastLayers},
+   * `options.sliceRows` the split-K slices of {@linkcode mseGradients} (tests make both small to cover several).
    */
-  static async create(gpu: GpuContext, options: { blockBytes?: number } = {}): Promise<WebGpuKernels> {
-    return new WebGpuKernels(gpu, await matmulPipelines(gpu.device), options.blockBytes);
+  static async create(
+    gpu: GpuContext,
+    options: { blockBytes?: number; sliceRows?: number } = {},
+  ): Promise<WebGpuKernels> {
+    return new WebGpuKernels(gpu, await matmulPipelines(gpu.device), options);
   }
 
   /** See {@linkcode DenseKernels.lastLayers}: on the device from x to the outputs ({@linkcode webGpuLastLayers}). */
@@ -211,7 +218,7 @@ export class WebGpuKernels implements DenseKernels {
       device: this.#device,
       matmul: this.#pipes,
       maxBinding: this.#maxBinding,
-      blockBytes: this.#blockBytes,
+      ...this.#sizes,
     };
     return webGpuLastLayers(engine, { weights, input }, options);
   }

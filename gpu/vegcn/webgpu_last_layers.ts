@@ -34,6 +34,8 @@ export interface LastLayersEngine {
   maxBinding: number;
   /** bytes of a block's widest buffer at most (default 256 MiB; tests set small blocks) */
   blockBytes?: number;
+  /** rows per split-K slice of training's weight gradients (default 2,048; tests set small slices) */
+  sliceRows?: number;
 }
 
 const elementwiseCache = new WeakMap<GPUDevice, Promise<{ concat: GPUComputePipeline; biasAct: GPUComputePipeline }>>();

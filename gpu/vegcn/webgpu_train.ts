@@ -15,10 +15,11 @@ import { classifierWidth, paramSpecs, type VeGcnWeights, weightsFromList } from 
 import { MAX_GROUPS, STORAGE, uniforms, upload } from "./webgpu_buffers.ts";
 import type { DeviceAggregation, LastLayersEngine } from "./webgpu_last_layers.ts";
 
-const pipelineCache = new WeakMap<
-  GPUDevice,
-  Promise<{ concat: GPUComputePipeline; act: GPUComputePipeline; back: GPUComputePipeline }>
->();
+type Pipelines = Record<"concat" | "act" | "back" | "split" | "sum", GPUComputePipeline>;
+const pipelineCache = new WeakMap<GPUDevice, Promise<Pipelines>>();
+
+/** Rows per split-K slice aimed at, and the most slices (their partials must fit a binding). */
+const SLICE_ROWS = 2048, MAX_SLICES = 256;
 
 function pipelines(device: GPUDevice) {
   let p = pipelineCache.get(device);
@@ -35,9 +36,16 @@ function pipelines(device: GPUDevice) {
         },
         label: file,
       });
-    p = Promise.all([make("./concat_rows.wgsl"), make("./bias_act.wgsl"), make("./backward_act.wgsl")]).then((
-      [concat, act, back],
-    ) => ({ concat: concat!, act: act!, back: back! }));
+    p = Promise.all(
+      ["./concat_rows.wgsl", "./bias_act.wgsl", "./backward_act.wgsl", "./matmul_tn_split.wgsl", "./sum_slices.wgsl"]
+        .map(make),
+    ).then(([concat, act, back, split, sum]) => ({
+      concat: concat!,
+      act: act!,
+      back: back!,
+      split: split!,
+      sum: sum!,
+    }));
     pipelineCache.set(device, p);
   }
   return p;
@@ -118,11 +126,11 @@ export class WebGpuGcnVTrainer {
           entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
         });
       const enc = device.createCommandEncoder();
-      const dispatch = (pipe: GPUComputePipeline, buffers: GPUBuffer[], x: number, y: number) => {
+      const dispatch = (pipe: GPUComputePipeline, buffers: GPUBuffer[], x: number, y: number, z = 1) => {
         const pass = enc.beginComputePass();
         pass.setPipeline(pipe);
         pass.setBindGroup(0, bind(pipe, buffers));
-        pass.dispatchWorkgroups(x, y);
+        pass.dispatchWorkgroups(x, y, z);
         pass.end();
       };
       // out (m × n) = op(a)·op(b): kind 0 nn, 1 tn (a stored k × m), 2 nt (b stored n × k)
@@ -133,8 +141,27 @@ export class WebGpuGcnVTrainer {
           Math.ceil(n! / MATMUL_TILE),
           Math.ceil(m! / MATMUL_TILE),
         );
+      // weight gradients aᵀ·b over all rows (a rows × m, b rows × n) by split-K: partials of row slices, then their sum
+      const widest = Math.max(2 * din * c, c * c);
+      const slices = Math.max(
+        1,
+        Math.min(
+          MAX_SLICES,
+          Math.ceil(rows / (this.#engine.sliceRows ?? SLICE_ROWS)),
+          Math.floor(this.#engine.maxBinding / (4 * widest)),
+        ),
+      );
+      const chunk = Math.ceil(rows / slices / 16) * 16, used = Math.ceil(rows / chunk);
+      const part = keep(device.createBuffer({ size: used * widest * 4, usage: STORAGE, label: "gcnv_partials" }));
+      const gradient = (a: GPUBuffer, bb: GPUBuffer, out: GPUBuffer, m: number, n: number) => {
+        const s1 = keep(uniforms(device, [m, n, rows, chunk]));
+        dispatch(pipes.split, [s1, a, bb, part], Math.ceil(n / MATMUL_TILE), Math.ceil(m / MATMUL_TILE), used);
+        const groups = Math.ceil((m * n) / 256);
+        const s2 = keep(uniforms(device, [m * n, used]));
+        dispatch(pipes.sum, [s2, part, out], Math.min(groups, MAX_GROUPS), Math.ceil(groups / MAX_GROUPS));
+      };
       // column sums of a rows × n matrix: onesᵀ·a
-      const colSums = (a: GPUBuffer, out: GPUBuffer, n: number) => product(1, b.ones, a, out, [1, n, rows]);
+      const colSums = (a: GPUBuffer, out: GPUBuffer, n: number) => gradient(b.ones, a, out, 1, n);
       const groups = Math.max(1, Math.min(rows, MAX_GROUPS));
       const activate = (h: GPUBuffer, bias: GPUBuffer, cols: number, mode: number) =>
         dispatch(
@@ -162,16 +189,16 @@ export class WebGpuGcnVTrainer {
       // MSE: ∂loss/∂out and the squared errors
       backAct(0, b.out, b.target, [b.dOut, b.sq], 1);
       // backward, in the CPU twin's order (gpu/vegcn/cpu.ts backward)
-      product(1, b.dOut, b.z, gradParts[5]!, [1, c, rows]); // classifier.2.weight
+      gradient(b.dOut, b.z, gradParts[5]!, 1, c); // classifier.2.weight
       colSums(b.dOut, gradParts[6]!, 1); // classifier.2.bias
       product(0, b.dOut, wOut, b.dz, [rows, c, 1]);
       backAct(1, b.dz, b.u, [b.du, b.slope], c);
       colSums(b.slope, gradParts[4]!, c); // classifier.1.weight (PReLU)
-      product(1, b.du, b.h, gradParts[2]!, [c, c, rows]); // classifier.0.weight
+      gradient(b.du, b.h, gradParts[2]!, c, c); // classifier.0.weight
       colSums(b.du, gradParts[3]!, c); // classifier.0.bias
       product(0, b.du, wHidden, b.dx, [rows, c, c]);
       backAct(2, b.dx, b.h, [b.dpre, dummy], c);
-      product(1, b.concat, b.dpre, gradParts[0]!, [2 * din, c, rows]); // conv1.weight
+      gradient(b.concat, b.dpre, gradParts[0]!, 2 * din, c); // conv1.weight
       colSums(b.dpre, gradParts[1]!, c); // conv1.bias
       colSums(b.sq, lossBuf, 1);
       gradParts.forEach((g, i) => enc.copyBufferToBuffer(g, 0, grads, offsets[i]! * 4, sizes[i]! * 4));
