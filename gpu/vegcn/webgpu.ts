@@ -232,6 +232,7 @@ export class WebGpuKernels implements DenseKernels {
       device: this.#device,
       matmul: this.#pipes,
       maxBinding: this.#maxBinding,
+      ...this.#sizes,
     });
     return this.#trainer.mseGradients(weights, input);
   }
