@@ -4,12 +4,15 @@
  *   naming the kernel, instead of surfacing later as silent garbage), once per device and specialisation
  *   (`override` constants);
  * - {@linkcode encodeDispatch} / {@linkcode dispatch}: bind buffers to `@group(0)` in binding order and run a grid;
- * - {@linkcode storageBuffer}, {@linkcode uploadBuffer}, {@linkcode readBuffer}, {@linkcode readBuffers}: buffers in
- *   and out (several read-backs awaited together: one wait);
+ * - {@linkcode storageBuffer}, {@linkcode uploadBuffer}, {@linkcode uniformBuffer}, {@linkcode readBuffer},
+ *   {@linkcode readBuffers}: buffers in and out (several read-backs awaited together: one wait);
  * - {@linkcode bindingLimit} and {@linkcode uploadRowParts}: row-major matrices cut into buffers that each fit one
  *   storage binding (`maxStorageBufferBindingSize`, 128 MiB on llvmpipe).
  * @module
  */
+
+/** Most workgroups along one grid dimension (WebGPU's default limit): kernels that need more stride over rows. */
+export const MAX_WORKGROUPS = 65535;
 
 /** Usage of buffers kernels read and write and the host fills and reads back. */
 export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -93,6 +96,14 @@ export function storageBuffer(device: GPUDevice, bytes: number, label?: string):
 export function uploadBuffer(device: GPUDevice, data: Float32Array | Int32Array, label?: string): GPUBuffer {
   const buffer = storageBuffer(device, data.byteLength, label);
   device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  return buffer;
+}
+
+/** A uniform buffer holding `values` as u32 (one dispatch's parameters; size rounded up to 16 bytes). */
+export function uniformBuffer(device: GPUDevice, values: number[], label?: string): GPUBuffer {
+  const size = Math.max(16, Math.ceil((values.length * 4) / 16) * 16);
+  const buffer = device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label });
+  device.queue.writeBuffer(buffer, 0, new Uint32Array(values));
   return buffer;
 }
 

@@ -13,7 +13,17 @@ import { LtcError } from "../../shared/errors.ts";
 import type { GpuContext } from "../device.ts";
 import { MATMUL_TILE, matmulWgsl } from "../gcn/matmul_wgsl.ts";
 import type { VeGcnWeights } from "./model.ts";
-import { MAX_GROUPS, readBack, STORAGE, upload } from "./webgpu_buffers.ts";
+import {
+  bindingLimit,
+  computePipeline,
+  encodeDispatch,
+  MAX_WORKGROUPS,
+  readBuffer,
+  storageBuffer,
+  uniformBuffer,
+  uploadBuffer,
+} from "../webgpu.ts";
+import { vegcnKernel } from "./wgsl.ts";
 import { webGpuLastLayers } from "./webgpu_last_layers.ts";
 import { WebGpuGcnVTrainer } from "./webgpu_train.ts";
 import {
@@ -26,19 +36,6 @@ import {
   transpose,
   transposeCsr,
 } from "./kernels.ts";
-
-const pipelineCache = new WeakMap<GPUDevice, Promise<GPUComputePipeline>>();
-
-function spmmPipeline(device: GPUDevice): Promise<GPUComputePipeline> {
-  let p = pipelineCache.get(device);
-  if (!p) {
-    const code = Deno.readTextFileSync(new URL("./spmm.wgsl", import.meta.url));
-    const module = device.createShaderModule({ code, label: "vegcn_spmm" });
-    p = device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" }, label: "spmm" });
-    pipelineCache.set(device, p);
-  }
-  return p;
-}
 
 /** A CSR matrix resident on the GPU. */
 interface GpuCsr {
@@ -54,9 +51,9 @@ function uploadCsr(device: GPUDevice, a: CsrMatrix): GpuCsr {
   return {
     rows: a.rows,
     cols: a.cols,
-    rowPtr: upload(device, a.rowPtr, "csr_row_ptr"),
-    colIdx: upload(device, a.colIdx, "csr_cols"),
-    vals: upload(device, a.vals, "csr_vals"),
+    rowPtr: uploadBuffer(device, a.rowPtr, "csr_row_ptr"),
+    colIdx: uploadBuffer(device, a.colIdx, "csr_cols"),
+    vals: uploadBuffer(device, a.vals, "csr_vals"),
   };
 }
 
@@ -78,7 +75,7 @@ export class GpuCsrAggregator implements Aggregator {
   /** Upload `a` (square) to `gpu`. */
   static async create(gpu: GpuContext, a: CsrMatrix): Promise<GpuCsrAggregator> {
     if (a.rows !== a.cols) throw new Error(`GpuCsrAggregator: matrix is ${a.rows} × ${a.cols}, not square`);
-    return new GpuCsrAggregator(gpu, await spmmPipeline(gpu.device), a);
+    return new GpuCsrAggregator(gpu, await vegcnKernel(gpu.device, "spmm"), a);
   }
 
   get rows(): number {
@@ -115,26 +112,19 @@ export class GpuCsrAggregator implements Aggregator {
    */
   encodeApply(enc: GPUCommandEncoder, x: GPUBuffer, width: number): GPUBuffer {
     const m = this.#forward;
-    const out = this.#device.createBuffer({ size: Math.max(4, m.rows * width * 4), usage: STORAGE, label: "spmm_out" });
+    const out = storageBuffer(this.#device, m.rows * width * 4, "spmm_out");
     this.#encode(enc, m, x, out, width);
     return out;
   }
 
   #encode(enc: GPUCommandEncoder, m: GpuCsr, input: GPUBuffer, out: GPUBuffer, width: number): void {
-    const device = this.#device;
-    const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(params, 0, new Uint32Array([m.rows, width, 0, 0]));
-    const bind = device.createBindGroup({
-      layout: this.#pipeline.getBindGroupLayout(0),
-      entries: [params, m.rowPtr, m.colIdx, m.vals, input, out].map((buffer, binding) => ({
-        binding,
-        resource: { buffer },
-      })),
-    });
+    const params = uniformBuffer(this.#device, [m.rows, width]);
     const pass = enc.beginComputePass();
-    pass.setPipeline(this.#pipeline);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(Math.ceil(width / 64), Math.max(1, Math.min(m.rows, MAX_GROUPS)));
+    encodeDispatch(this.#device, pass, {
+      pipeline: this.#pipeline,
+      bindings: [params, m.rowPtr, m.colIdx, m.vals, input, out],
+      grid: [Math.ceil(width / 64), Math.max(1, Math.min(m.rows, MAX_WORKGROUPS))],
+    });
     pass.end();
   }
 
@@ -144,36 +134,21 @@ export class GpuCsrAggregator implements Aggregator {
     }
     const device = this.#device;
     const bytes = m.rows * width * 4;
-    const input = upload(device, x, "spmm_x");
-    const out = device.createBuffer({ size: Math.max(4, bytes), usage: STORAGE, label: "spmm_out" });
-    const enc = device.createCommandEncoder();
-    this.#encode(enc, m, input, out, width);
-    const result = await readBack(device, enc, out, bytes);
+    const input = uploadBuffer(device, x, "spmm_x");
+    const out = storageBuffer(device, bytes, "spmm_out");
+    const encoder = device.createCommandEncoder();
+    this.#encode(encoder, m, input, out, width);
+    const result = new Float32Array(await readBuffer(device, out, { bytes, encoder }));
     for (const b of [input, out]) b.destroy();
     return result;
   }
 }
 
-const matmulCache = new WeakMap<GPUDevice, Promise<GPUComputePipeline[]>>();
-
-/** The three transpose cases of the matmul kernel: index `transA ? 1 : transB ? 2 : 0`. */
+/** The three transpose cases of the matmul kernel (GCN-D's, compiled once per device): `[nn, tn, nt]`. */
 function matmulPipelines(device: GPUDevice): Promise<GPUComputePipeline[]> {
-  let p = matmulCache.get(device);
-  if (!p) {
-    const make = (transA: boolean, transB: boolean, label: string) =>
-      device.createComputePipelineAsync({
-        layout: "auto",
-        compute: { module: device.createShaderModule({ code: matmulWgsl(transA, transB), label }), entryPoint: "main" },
-        label,
-      });
-    p = Promise.all([
-      make(false, false, "vegcn_mm_nn"),
-      make(true, false, "vegcn_mm_tn"),
-      make(false, true, "vegcn_mm_nt"),
-    ]);
-    matmulCache.set(device, p);
-  }
-  return p;
+  const make = (transA: boolean, transB: boolean, label: string) =>
+    computePipeline(device, { label, code: () => matmulWgsl(transA, transB) });
+  return Promise.all([make(false, false, "matmul_nn"), make(true, false, "matmul_tn"), make(false, true, "matmul_nt")]);
 }
 
 /** Dense products on WebGPU (GCN-D's tiled kernel). */
@@ -193,7 +168,7 @@ export class WebGpuKernels implements DenseKernels {
     this.name = `webgpu (${gpu.adapterName})`;
     this.#device = gpu.device;
     this.#pipes = pipes;
-    this.#maxBinding = Math.min(gpu.device.limits.maxStorageBufferBindingSize, gpu.device.limits.maxBufferSize);
+    this.#maxBinding = bindingLimit(gpu.device);
     this.#sizes = sizes;
   }
 
@@ -247,28 +222,25 @@ export class WebGpuKernels implements DenseKernels {
         throw new LtcError(`webgpu: a ${bytes}-byte operand exceeds this adapter's ${this.#maxBinding}-byte buffers`);
       }
     }
-    if (Math.ceil(m / MATMUL_TILE) > MAX_GROUPS || Math.ceil(n / MATMUL_TILE) > MAX_GROUPS) {
-      throw new LtcError(`webgpu: a ${m} × ${n} product needs more than ${MAX_GROUPS} workgroups per dimension`);
+    if (Math.ceil(m / MATMUL_TILE) > MAX_WORKGROUPS || Math.ceil(n / MATMUL_TILE) > MAX_WORKGROUPS) {
+      throw new LtcError(`webgpu: a ${m} × ${n} product needs more than ${MAX_WORKGROUPS} workgroups per dimension`);
     }
     const device = this.#device;
     // both transposed never occurs in the networks; transpose B on the CPU then
     const right = shape.transA && shape.transB ? transpose(b, n, k) : b;
     const pipe = this.#pipes[shape.transA ? 1 : shape.transB ? 2 : 0]!;
-    const params = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    device.queue.writeBuffer(params, 0, new Uint32Array([m, n, k, 0]));
-    const ga = upload(device, a, "mm_a"), gb = upload(device, right, "mm_b");
-    const gc = device.createBuffer({ size: Math.max(4, m * n * 4), usage: STORAGE, label: "mm_c" });
-    const bind = device.createBindGroup({
-      layout: pipe.getBindGroupLayout(0),
-      entries: [params, ga, gb, gc].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    const params = uniformBuffer(device, [m, n, k, 0]);
+    const ga = uploadBuffer(device, a, "mm_a"), gb = uploadBuffer(device, right, "mm_b");
+    const gc = storageBuffer(device, m * n * 4, "mm_c");
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    encodeDispatch(device, pass, {
+      pipeline: pipe,
+      bindings: [params, ga, gb, gc],
+      grid: [Math.max(1, Math.ceil(n / MATMUL_TILE)), Math.max(1, Math.ceil(m / MATMUL_TILE))],
     });
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipe);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(Math.max(1, Math.ceil(n / MATMUL_TILE)), Math.max(1, Math.ceil(m / MATMUL_TILE)));
     pass.end();
-    const out = await readBack(device, enc, gc, m * n * 4);
+    const out = new Float32Array(await readBuffer(device, gc, { bytes: m * n * 4, encoder }));
     for (const buf of [params, ga, gb, gc]) buf.destroy();
     return out;
   }

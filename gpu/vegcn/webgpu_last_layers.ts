@@ -12,7 +12,8 @@ import { LtcError } from "../../shared/errors.ts";
 import { MATMUL_TILE } from "../gcn/matmul_wgsl.ts";
 import type { Aggregator, LastLayersInput, LastLayersResult } from "./kernels.ts";
 import { classifierWidth, type VeGcnWeights } from "./model.ts";
-import { MAX_GROUPS, STORAGE, uniforms, upload } from "./webgpu_buffers.ts";
+import { encodeDispatch, MAX_WORKGROUPS, readBuffers, storageBuffer, uniformBuffer, uploadBuffer } from "../webgpu.ts";
+import { vegcnKernel } from "./wgsl.ts";
 
 /** An aggregation whose matrix lives on a GPU device and can be applied there (`GpuCsrAggregator`). */
 export interface DeviceAggregation {
@@ -36,32 +37,6 @@ export interface LastLayersEngine {
   blockBytes?: number;
   /** rows per split-K slice of training's weight gradients (default 2,048; tests set small slices) */
   sliceRows?: number;
-}
-
-const elementwiseCache = new WeakMap<GPUDevice, Promise<{ concat: GPUComputePipeline; biasAct: GPUComputePipeline }>>();
-
-function elementwisePipelines(device: GPUDevice) {
-  let p = elementwiseCache.get(device);
-  if (!p) {
-    const make = (file: string) =>
-      device.createComputePipelineAsync({
-        layout: "auto",
-        compute: {
-          module: device.createShaderModule({
-            code: Deno.readTextFileSync(new URL(file, import.meta.url)),
-            label: file,
-          }),
-          entryPoint: "main",
-        },
-        label: file,
-      });
-    p = Promise.all([make("./concat_rows.wgsl"), make("./bias_act.wgsl")]).then(([concat, biasAct]) => ({
-      concat: concat!,
-      biasAct: biasAct!,
-    }));
-    elementwiseCache.set(device, p);
-  }
-  return p;
 }
 
 /** Rows per block: a multiple of the matmul tile whose widest operand stays under `limit` bytes. */
@@ -93,93 +68,72 @@ export async function webGpuLastLayers(
       throw new LtcError(`webgpu: a ${bytes}-byte operand exceeds this adapter's ${engine.maxBinding}-byte buffers`);
     }
   }
-  const { concat, biasAct } = await elementwisePipelines(device);
+  const [concat, biasAct] = await Promise.all([vegcnKernel(device, "concat_rows"), vegcnKernel(device, "bias_act")]);
   const temps: GPUBuffer[] = [];
-  const keepBuffer = <B extends GPUBuffer>(b: B) => (temps.push(b), b);
-  const storage = (bytes: number, label: string) =>
-    keepBuffer(device.createBuffer({ size: Math.max(4, bytes), usage: STORAGE, label }));
+  const keepBuffer = (b: GPUBuffer) => (temps.push(b), b);
+  const storage = (bytes: number, label: string) => keepBuffer(storageBuffer(device, bytes, label));
+  const upload = (a: Float32Array, label: string) => keepBuffer(uploadBuffer(device, a, label));
   try {
-    const enc = device.createCommandEncoder();
-    const xBuf = keepBuffer(upload(device, x, "last_x"));
+    const encoder = device.createCommandEncoder();
+    const xBuf = upload(x, "last_x");
     let axBuf: GPUBuffer;
     if (onDevice(input.agg, device)) {
-      axBuf = keepBuffer(input.agg.encodeApply(enc, xBuf, din));
+      axBuf = keepBuffer(input.agg.encodeApply(encoder, xBuf, din));
     } else {
       const ax = await input.ax(0, rows);
       if (ax.length !== rows * din) throw new Error(`lastLayers: ${ax.length} aggregated values for ${rows} rows`);
-      axBuf = keepBuffer(upload(device, ax, "last_ax"));
+      axBuf = upload(ax, "last_ax");
     }
     const conv = weights.convs[L - 1]!;
-    const weightBuffer = (a: Float32Array, label: string) => keepBuffer(upload(device, a, label));
-    const wConv = weightBuffer(conv.w, "last_conv_w"), bConv = weightBuffer(conv.b, "last_conv_b");
-    const wHidden = weightBuffer(weights.hidden.w, "last_hidden_w");
-    const bHidden = weightBuffer(weights.hidden.b, "last_hidden_b");
-    const slope = weightBuffer(weights.prelu, "last_prelu");
-    const wOut = weightBuffer(weights.out.w, "last_out_w"), bOut = weightBuffer(weights.out.b, "last_out_b");
+    const wConv = upload(conv.w, "last_conv_w"), bConv = upload(conv.b, "last_conv_b");
+    const wHidden = upload(weights.hidden.w, "last_hidden_w"), bHidden = upload(weights.hidden.b, "last_hidden_b");
+    const slope = upload(weights.prelu, "last_prelu");
+    const wOut = upload(weights.out.w, "last_out_w"), bOut = upload(weights.out.b, "last_out_b");
     const outBuf = storage(rows * classes * 4, "last_out");
-    const block = blockRows(
-      rows,
-      Math.max(2 * din, dout),
-      Math.min(engine.maxBinding, engine.blockBytes ?? BLOCK_BYTES),
-    );
+    const featBuf = keep ? storage(rows * dout * 4, "last_features") : null;
+    const limit = Math.min(engine.maxBinding, engine.blockBytes ?? BLOCK_BYTES);
+    const block = blockRows(rows, Math.max(2 * din, dout), limit);
     const cBuf = storage(block * 2 * din * 4, "last_concat");
     const hBuf = storage(block * dout * 4, "last_h"), uBuf = storage(block * dout * 4, "last_u");
-    const featStaging = keep
-      ? keepBuffer(
-        device.createBuffer({ size: rows * dout * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-      )
-      : null;
-    const bind = (pipe: GPUComputePipeline, buffers: GPUBuffer[]) =>
-      device.createBindGroup({
-        layout: pipe.getBindGroupLayout(0),
-        entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    const params = (values: number[]) => keepBuffer(uniformBuffer(device, values));
+    // out (m × n) = op(a)·op(b), kind 0: nn, 2: nt (b stored n × k); output rows from s[3] on
+    const product = (pass: GPUComputePassEncoder, kind: number, [a, b, out]: GPUBuffer[], s: number[]) =>
+      encodeDispatch(device, pass, {
+        pipeline: matmul[kind]!,
+        bindings: [params(s), a!, b!, out!],
+        grid: [Math.ceil(s[1]! / MATMUL_TILE), Math.ceil(s[0]! / MATMUL_TILE)],
       });
-    const params = (values: number[]) => keepBuffer(uniforms(device, values));
-    const product = (
-      pass: GPUComputePassEncoder,
-      c: number,
-      a: GPUBuffer,
-      b: GPUBuffer,
-      out: GPUBuffer,
-      s: number[],
-    ) => {
-      const [m, n, ,] = s as [number, number, number, number];
-      pass.setPipeline(matmul[c]!);
-      pass.setBindGroup(0, bind(matmul[c]!, [params(s), a, b, out]));
-      pass.dispatchWorkgroups(Math.ceil(n / MATMUL_TILE), Math.ceil(m / MATMUL_TILE));
-    };
-    const activate = (pass: GPUComputePassEncoder, h: GPUBuffer, b: GPUBuffer, s: number[]) => {
-      pass.setPipeline(biasAct);
-      pass.setBindGroup(0, bind(biasAct, [params(s), b, slope, h]));
-      pass.dispatchWorkgroups(Math.ceil(s[1]! / 64), Math.max(1, Math.min(s[0]!, MAX_GROUPS)));
-    };
+    // rows × cols of h: + bias, then mode 0 nothing, 1 ReLU, 2 PReLU
+    const activate = (pass: GPUComputePassEncoder, [h, bias]: GPUBuffer[], [rows, cols, mode]: number[]) =>
+      encodeDispatch(device, pass, {
+        pipeline: biasAct,
+        bindings: [params([rows!, cols!, mode!, 0]), bias!, slope, h!],
+        grid: [Math.ceil(cols! / 64), Math.max(1, Math.min(rows!, MAX_WORKGROUPS))],
+      });
     for (let r0 = 0; r0 < rows; r0 += block) {
       const n = Math.min(block, rows - r0);
-      const pass = enc.beginComputePass();
-      pass.setPipeline(concat);
-      pass.setBindGroup(0, bind(concat, [params([n, din, r0]), xBuf, axBuf, cBuf]));
-      pass.dispatchWorkgroups(Math.ceil((2 * din) / 64), Math.min(n, MAX_GROUPS));
-      product(pass, 0, cBuf, wConv, hBuf, [n, dout, 2 * din, 0]); // [x ‖ A·x]·W
-      activate(pass, hBuf, bConv, [n, dout, 1, 0]); // + b, ReLU
-      product(pass, 2, hBuf, wHidden, uBuf, [n, dout, dout, 0]); // Linear (W stored out × in)
-      activate(pass, uBuf, bHidden, [n, dout, 2, 0]); // + b, PReLU
-      product(pass, 2, uBuf, wOut, outBuf, [n, classes, dout, r0]); // Linear, rows r0… of the output
+      const pass = encoder.beginComputePass();
+      encodeDispatch(device, pass, {
+        pipeline: concat,
+        bindings: [params([n, din, r0]), xBuf, axBuf, cBuf],
+        grid: [Math.ceil((2 * din) / 64), Math.min(n, MAX_WORKGROUPS)],
+      });
+      product(pass, 0, [cBuf, wConv, hBuf], [n, dout, 2 * din, 0]); // [x ‖ A·x]·W
+      activate(pass, [hBuf, bConv], [n, dout, 1]); // + b, ReLU
+      product(pass, 2, [hBuf, wHidden, uBuf], [n, dout, dout, 0]); // Linear (W stored out × in)
+      activate(pass, [uBuf, bHidden], [n, dout, 2]); // + b, PReLU
+      product(pass, 2, [uBuf, wOut, outBuf], [n, classes, dout, r0]); // Linear, rows r0… of the output
       pass.end();
-      if (featStaging) enc.copyBufferToBuffer(hBuf, 0, featStaging, r0 * dout * 4, n * dout * 4);
+      if (featBuf) encoder.copyBufferToBuffer(hBuf, 0, featBuf, r0 * dout * 4, n * dout * 4);
     }
-    const last = enc.beginComputePass();
-    activate(last, outBuf, bOut, [rows, classes, 0, 0]); // + b
+    const last = encoder.beginComputePass();
+    activate(last, [outBuf, bOut], [rows, classes, 0]); // + b
     last.end();
-    const outStaging = keepBuffer(
-      device.createBuffer({ size: rows * classes * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
-    );
-    enc.copyBufferToBuffer(outBuf, 0, outStaging, 0, rows * classes * 4);
-    device.queue.submit([enc.finish()]);
-    // the one wait: both read-backs mapped together
-    await Promise.all([outStaging, featStaging].map((b) => b?.mapAsync(GPUMapMode.READ)));
-    const out = new Float32Array(outStaging.getMappedRange()).slice();
-    const features = featStaging ? new Float32Array(featStaging.getMappedRange()).slice() : null;
-    return { out, features };
+    // the one wait: outputs and features read back together
+    const reads = [{ src: outBuf, bytes: rows * classes * 4 }];
+    if (featBuf) reads.push({ src: featBuf, bytes: rows * dout * 4 });
+    const [out, features] = await readBuffers(device, reads, { encoder });
+    return { out: new Float32Array(out!), features: features ? new Float32Array(features) : null };
   } finally {
     for (const b of temps) b.destroy();
   }
