@@ -6,12 +6,13 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { type KnnGraph, knnToArray } from "../shared/knn_file.ts";
 import type { NdArray } from "../shared/ndarray.ts";
 import { encodeNpy, writeNpz } from "../shared/npy.ts";
 import { Rng } from "../shared/random.ts";
 import { buildZip, concat, readZip } from "../shared/zip.ts";
+import { listTree } from "./_files.ts";
 
 /** The repo root (stages are run by absolute path, with the case folder as working directory). */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -176,24 +177,17 @@ export interface FileState {
 
 /** Every file under `dir` (path relative to it → content hash and mtime), and every folder. */
 export function snapshot(dir: string): { files: Map<string, FileState>; dirs: Set<string> } {
+  const tree = listTree(dir);
   const files = new Map<string, FileState>();
-  const dirs = new Set<string>();
-  const walk = (d: string) => {
-    for (const e of Deno.readDirSync(d)) {
-      const p = join(d, e.name);
-      const rel = relative(dir, p);
-      if (e.isDirectory) {
-        dirs.add(rel);
-        walk(p);
-      } else {
-        const st = Deno.statSync(p);
-        const hash = e.isFile ? createHash("sha256").update(Deno.readFileSync(p)).digest("hex") : "(not a file)";
-        files.set(rel, { sha256: hash, mtime: st.mtime?.getTime() ?? 0 });
-      }
-    }
-  };
-  walk(dir);
-  return { files, dirs };
+  for (const rel of tree.files) {
+    const p = join(dir, rel);
+    const st = Deno.statSync(p);
+    const hash = Deno.lstatSync(p).isFile
+      ? createHash("sha256").update(Deno.readFileSync(p)).digest("hex")
+      : "(not a file)";
+    files.set(rel, { sha256: hash, mtime: st.mtime?.getTime() ?? 0 });
+  }
+  return { files, dirs: new Set(tree.dirs) };
 }
 
 /**

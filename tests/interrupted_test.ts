@@ -10,8 +10,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { Rng } from "../shared/random.ts";
+import { listTree } from "./_files.ts";
 import {
   copyTree,
   oneErrorLine,
@@ -46,16 +47,7 @@ const DETECT = [
 
 /** Every file under `dir`, relative path → bytes. */
 function files(dir: string): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
-  const walk = (d: string) => {
-    for (const e of Deno.readDirSync(d)) {
-      const p = join(d, e.name);
-      if (e.isDirectory) walk(p);
-      else out.set(relative(dir, p), Deno.readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
+  return new Map(listTree(dir).files.map((rel) => [rel, Deno.readFileSync(join(dir, rel))]));
 }
 
 const same = (a: Uint8Array | undefined, b: Uint8Array | undefined) =>

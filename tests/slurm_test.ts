@@ -10,7 +10,8 @@
  * original's checkpoint format from ../shared/fixtures (a random 256-d GCN-D), as `CKPT=` lets `make` do.
  */
 import assert from "node:assert/strict";
-import { dirname, join, normalize, relative } from "node:path";
+import { dirname, join, normalize } from "node:path";
+import { listTree } from "./_files.ts";
 
 const ROOT = normalize(join(dirname(new URL(import.meta.url).pathname), ".."));
 const CKPT = join(ROOT, "..", "shared", "fixtures", "gcn_d", "gcn_d_zip.pth");
@@ -40,16 +41,7 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 
 /** Every file under `dir` (relative paths), sidecars and Slurm scripts/logs left out. */
 function artifacts(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of Deno.readDirSync(d)) {
-      const p = join(d, e.name);
-      if (e.isDirectory) walk(p);
-      else if (!e.name.endsWith(".meta.json")) out.push(relative(dir, p));
-    }
-  };
-  walk(dir);
-  return out.sort();
+  return listTree(dir).files.filter((rel) => !rel.endsWith(".meta.json"));
 }
 
 Deno.test({
