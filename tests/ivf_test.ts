@@ -12,7 +12,7 @@ import { Rng } from "../shared/random.ts";
 import { FeatureCache, loadOrBuildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { defaultNlist, defaultNprobe, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
-import { trainIvfCentroids } from "../gpu/knn/ivf.ts";
+import { buildIvfIndex, searchIvf, trainIvfCentroids } from "../gpu/knn/ivf.ts";
 import { tempDir } from "./_helpers.ts";
 
 /** Seeded Gaussian rows, L2-normalised, with `dupes` copies of earlier rows (exact ties). */
@@ -74,6 +74,24 @@ Deno.test("ivf: deterministic for a seed; every row finds itself first or tied a
   for (let i = 0; i < f.n; i++) assert.equal(a.nbrs[i * 10], i, `row ${i}`);
   // fewer probes scan fewer pairs
   assert.ok(a.stats.scannedFraction < 0.3, `scanned ${a.stats.scannedFraction}`);
+});
+
+Deno.test("ivf: a self search reuses the build's ranks: the same rows as ranking again, lists = first probes", async () => {
+  const f = clustered(60);
+  // chunks of 1024 rows: several, the last one partial
+  const opts = { nlist: 40, nprobe: 6, chunkRows: 1024 };
+  const index = await buildIvfIndex(f, { ...opts, keepProbes: true });
+  assert.ok(f.n > 3 * 1024 && index.probes && index.probes.length === f.n * 6);
+  index.lists.forEach((l, r) => assert.equal(l, index.probes![r * 6], `row ${r}: its list is its first probe`));
+  const reused = await searchIvf(f, index, { k: 20, probes: index.probes });
+  const ranked = await searchIvf(f, { ...index }, { k: 20 });
+  assert.deepEqual(reused.nbrs, ranked.nbrs);
+  assert.deepEqual(reused.dists, ranked.dists);
+  // a sharded build ranks the same way, without keeping the ids
+  const again = await buildIvfIndex(f, opts);
+  assert.equal(again.probes, null);
+  assert.deepEqual(again.lists, index.lists);
+  await assert.rejects(() => searchIvf(f, index, { k: 20, probes: index.probes!.subarray(6) }), /kept probes/);
 });
 
 Deno.test("ivf: rows whose probed lists hold fewer than k rows are padded with −1 / distance 1", async () => {
