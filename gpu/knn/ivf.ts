@@ -520,7 +520,9 @@ const KEPT_PROBES_BYTES = 1 << 30;
  * base rows are ranked against the centroids chunk by chunk exactly as a self search ranks its probes (same chunks,
  * same `nprobe`), and a row's list is its first probe: so a self search can take its probes from here instead of
  * ranking every row a second time (`keepProbes`: the ids are returned when they fit in 1 GiB), and a search that
- * ranks its chunks itself (a shard) gets the same probes. A row's list depends on the base and the parameters alone.
+ * ranks its chunks itself (a shard) gets the same probes. Where the ids are not kept (a shard's build, or more than
+ * 1 GiB of them: 1.76M rows × 332 probes is 1.2 GB) only each row's nearest centroid is ranked — the same first
+ * probe, as the products are the same. A row's list depends on the base and the parameters alone.
  */
 export async function buildIvfIndex(
   base: Features,
@@ -540,7 +542,9 @@ export async function buildIvfIndex(
     const ids = (count: number) => nlist <= 0x10000 ? new Uint16Array(count) : new Int32Array(count);
     const keep = options.keepProbes && base.n * nprobe * (nlist <= 0x10000 ? 2 : 4) <= KEPT_PROBES_BYTES;
     const probes = keep ? ids(base.n * nprobe) : null;
-    const scratch = probes ?? ids(Math.min(chunkRows, base.n) * nprobe);
+    // not kept: the nearest centroid alone (TopK's first of 1 is its first of nprobe: the same list)
+    const count = keep ? nprobe : 1;
+    const scratch = probes ?? ids(Math.min(chunkRows, base.n));
     const lists = new Int32Array(base.n);
     for (let c0 = 0; c0 < base.n; c0 += chunkRows) {
       const nq = Math.min(chunkRows, base.n - c0);
@@ -548,10 +552,10 @@ export async function buildIvfIndex(
       await sessions.rank(base.data.subarray(c0 * dim, (c0 + nq) * dim), nq, {
         centroids,
         nlist,
-        count: nprobe,
-        each: (r0, got) => scratch.set(got, (off + r0) * nprobe),
+        count,
+        each: (r0, got) => scratch.set(got, (off + r0) * count),
       });
-      for (let r = 0; r < nq; r++) lists[c0 + r] = scratch[(off + r) * nprobe]!;
+      for (let r = 0; r < nq; r++) lists[c0 + r] = scratch[(off + r) * count]!;
     }
     const t2 = performance.now();
     return {
