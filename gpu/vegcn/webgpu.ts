@@ -3,10 +3,11 @@
  * {@linkcode ./cpu.ts} runs unchanged:
  * - {@linkcode GpuCsrAggregator}: the sparse aggregation ({@linkcode ./spmm.wgsl}), an {@linkcode Aggregator} whose
  *   A·X and Aᵀ·Y run on the GPU with the CSR matrix (and its transpose, built on first use) resident there;
- * - {@linkcode WebGpuKernels}: the dense products, on GCN-D's tiled matmul kernel (`gpu/gcn/matmul_wgsl.ts`), and
- *   inference's last layers kept on the device ({@linkcode ./webgpu_last_layers.ts}).
- * Each product call (training's) uploads its operands, dispatches once and reads the result back. Sums are float32 on the GPU (the CPU
- * twin sums in float64): results agree to float32 rounding.
+ * - {@linkcode WebGpuKernels}: the dense products, on GCN-D's tiled matmul kernel (`gpu/gcn/matmul_wgsl.ts`), with
+ *   inference's last layers ({@linkcode ./webgpu_last_layers.ts}) and GCN-V's whole-graph training step
+ *   ({@linkcode ./webgpu_train.ts}) kept on the device.
+ * A single product call (GCN-E training, the fallbacks) uploads its operands, dispatches once and reads the result
+ * back. Sums are float32 on the GPU (the CPU twin sums in float64): results agree to float32 rounding.
  * @module
  */
 import { LtcError } from "../../shared/errors.ts";
@@ -24,7 +25,7 @@ import {
   uploadBuffer,
 } from "../webgpu.ts";
 import { vegcnKernel } from "./wgsl.ts";
-import { webGpuLastLayers } from "./webgpu_last_layers.ts";
+import { type LastLayersEngine, webGpuLastLayers } from "./webgpu_last_layers.ts";
 import { WebGpuGcnVTrainer } from "./webgpu_train.ts";
 import {
   type Aggregator,
@@ -64,6 +65,8 @@ export class GpuCsrAggregator implements Aggregator {
   readonly #a: CsrMatrix;
   readonly #forward: GpuCsr;
   #transposed: GpuCsr | null = null;
+  /** the kernel's parameters (rows, width) per width: the same for A and Aᵀ (A is square) */
+  readonly #params = new Map<number, GPUBuffer>();
 
   private constructor(gpu: GpuContext, pipeline: GPUComputePipeline, a: CsrMatrix) {
     this.#device = gpu.device;
@@ -99,6 +102,8 @@ export class GpuCsrAggregator implements Aggregator {
       m.colIdx.destroy();
       m.vals.destroy();
     }
+    for (const b of this.#params.values()) b.destroy();
+    this.#params.clear();
   }
 
   /** The device the matrix lives on. */
@@ -118,7 +123,8 @@ export class GpuCsrAggregator implements Aggregator {
   }
 
   #encode(enc: GPUCommandEncoder, m: GpuCsr, input: GPUBuffer, out: GPUBuffer, width: number): void {
-    const params = uniformBuffer(this.#device, [m.rows, width]);
+    let params = this.#params.get(width);
+    if (!params) this.#params.set(width, params = uniformBuffer(this.#device, [m.rows, width]));
     const pass = enc.beginComputePass();
     encodeDispatch(this.#device, pass, {
       pipeline: this.#pipeline,
@@ -157,7 +163,8 @@ export class WebGpuKernels implements DenseKernels {
   readonly #device: GPUDevice;
   readonly #pipes: GPUComputePipeline[];
   readonly #maxBinding: number;
-  readonly #sizes: { blockBytes?: number; sliceRows?: number };
+  /** what the on-device paths (last layers, training) run on */
+  readonly #engine: LastLayersEngine;
   #trainer: WebGpuGcnVTrainer | null = null;
 
   private constructor(
@@ -169,7 +176,7 @@ export class WebGpuKernels implements DenseKernels {
     this.#device = gpu.device;
     this.#pipes = pipes;
     this.#maxBinding = bindingLimit(gpu.device);
-    this.#sizes = sizes;
+    this.#engine = { device: gpu.device, matmul: pipes, maxBinding: this.#maxBinding, ...sizes };
   }
 
   /**
@@ -189,13 +196,7 @@ export class WebGpuKernels implements DenseKernels {
     input: LastLayersInput,
     options: { keepFeatures: boolean },
   ): Promise<LastLayersResult> {
-    const engine = {
-      device: this.#device,
-      matmul: this.#pipes,
-      maxBinding: this.#maxBinding,
-      ...this.#sizes,
-    };
-    return webGpuLastLayers(engine, { weights, input }, options);
+    return webGpuLastLayers(this.#engine, { weights, input }, options);
   }
 
   /** See {@linkcode DenseKernels.mseGradients}: GCN-V's iteration with the graph resident ({@linkcode WebGpuGcnVTrainer}). */
@@ -203,12 +204,7 @@ export class WebGpuKernels implements DenseKernels {
     weights: VeGcnWeights,
     input: { x: Float32Array; agg: Aggregator; target: Float32Array },
   ): Promise<{ loss: number; grads: VeGcnWeights } | null> {
-    this.#trainer ??= new WebGpuGcnVTrainer({
-      device: this.#device,
-      matmul: this.#pipes,
-      maxBinding: this.#maxBinding,
-      ...this.#sizes,
-    });
+    this.#trainer ??= new WebGpuGcnVTrainer(this.#engine);
     return this.#trainer.mseGradients(weights, input);
   }
 
