@@ -17,6 +17,7 @@
  * On a software adapter (llvmpipe) the default sizes are 4000 and 2000 rows.
  * @module
  */
+import { runTorchScript } from "./torch.ts";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { readSidecar } from "../shared/artifact.ts";
@@ -58,26 +59,14 @@ async function torchKnn(f: Features, n: number, k: number): Promise<{ seconds: n
   const dir = Deno.makeTempDirSync({ prefix: "ltc-bench-gpu-" });
   try {
     Deno.writeFileSync(`${dir}/x.bin`, new Uint8Array(f.data.buffer, f.data.byteOffset, n * f.dim * 4));
-    const script = new URL("./torch_knn.py", import.meta.url).pathname;
-    let out: Deno.CommandOutput;
-    try {
-      out = await new Deno.Command("python3", {
-        args: [script, `${dir}/x.bin`, String(n), String(f.dim), String(k), `${dir}/ids.bin`],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-    } catch {
-      console.log("  torch: no python3 — comparison skipped");
-      return null;
-    }
-    const line = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-    if (!out.success) {
-      const why = line.startsWith("{") ? JSON.parse(line).skip : new TextDecoder().decode(out.stderr).trim();
-      console.log(`  torch: comparison skipped (${why})`);
-      return null;
-    }
-    const r = JSON.parse(line);
-    console.log(`  torch ${r.torch} on ${r.device}, TF32 ${r.tf32 ? "on" : "off"}`);
+    const r = await runTorchScript("torch_knn.py", [
+      `${dir}/x.bin`,
+      String(n),
+      String(f.dim),
+      String(k),
+      `${dir}/ids.bin`,
+    ]);
+    if (!r) return null;
     return { seconds: r.seconds, ids: new Int32Array(Deno.readFileSync(`${dir}/ids.bin`).buffer) };
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -20,6 +20,7 @@
  * graph, features and weights as the comparison point, with the largest difference of the confidences.
  * @module
  */
+import { runTorchScript } from "./torch.ts";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { Rng } from "../shared/random.ts";
@@ -254,27 +255,9 @@ async function torchGcnV(
     const all = new Float32Array(flat.reduce((s, a) => s + a.length, 0));
     flat.reduce((at, a) => (all.set(a, at), at + a.length), 0);
     writeRaw(join(dir, "params.bin"), all);
-    const script = new URL("./torch_gcnv.py", import.meta.url).pathname;
     const hid = weights.config.convDims[0]!;
-    let out: Deno.CommandOutput;
-    try {
-      out = await new Deno.Command("python3", {
-        args: [script, dir, String(n), String(DIM), String(hid), String(adj.rowPtr[n]!)],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-    } catch {
-      console.log("  torch: no python3 — comparison skipped");
-      return null;
-    }
-    const line = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-    if (!out.success) {
-      const why = line.startsWith("{") ? JSON.parse(line).skip : new TextDecoder().decode(out.stderr).trim();
-      console.log(`  torch: comparison skipped (${why})`);
-      return null;
-    }
-    const r = JSON.parse(line);
-    console.log(`  torch ${r.torch} on ${r.device}, TF32 ${r.tf32 ? "on" : "off"}`);
+    const r = await runTorchScript("torch_gcnv.py", [dir, String(n), String(DIM), String(hid), String(adj.rowPtr[n]!)]);
+    if (!r) return null;
     const pred = new Float32Array(Deno.readFileSync(join(dir, "pred.bin")).buffer);
     return { inference: r.inference, train: r.train, device: r.device, pred };
   } finally {
