@@ -515,6 +515,11 @@ export interface IvfIndex {
 /** Most bytes of a self search's probes kept from the index build for the search (N × nprobe ids). */
 const KEPT_PROBES_BYTES = 1 << 30;
 
+/** An array for `count` list ids out of `nlist`: 16-bit while they fit. */
+function listIds(nlist: number, count: number): Uint16Array | Int32Array {
+  return nlist <= 0x10000 ? new Uint16Array(count) : new Int32Array(count);
+}
+
 /**
  * Build the index of `base` (see the module header): k-means on the seeded sample, then every base row's list. The
  * base rows are ranked against the centroids chunk by chunk exactly as a self search ranks its probes (same chunks,
@@ -539,12 +544,11 @@ export async function buildIvfIndex(
     const t0 = performance.now();
     const { centroids, trainRows } = await trainCentroids(base, params, sessions);
     const t1 = performance.now();
-    const ids = (count: number) => nlist <= 0x10000 ? new Uint16Array(count) : new Int32Array(count);
-    const keep = options.keepProbes && base.n * nprobe * (nlist <= 0x10000 ? 2 : 4) <= KEPT_PROBES_BYTES;
-    const probes = keep ? ids(base.n * nprobe) : null;
+    const keep = options.keepProbes && base.n * nprobe * listIds(nlist, 1).BYTES_PER_ELEMENT <= KEPT_PROBES_BYTES;
+    const probes = keep ? listIds(nlist, base.n * nprobe) : null;
     // not kept: the nearest centroid alone (TopK's first of 1 is its first of nprobe: the same list)
     const count = keep ? nprobe : 1;
-    const scratch = probes ?? ids(Math.min(chunkRows, base.n));
+    const scratch = probes ?? listIds(nlist, Math.min(chunkRows, base.n));
     const lists = new Int32Array(base.n);
     for (let c0 = 0; c0 < base.n; c0 += chunkRows) {
       const nq = Math.min(chunkRows, base.n - c0);
@@ -679,11 +683,7 @@ export async function searchIvf(
     if (kept && !(self && start === 0 && end === queries.n && kept.length === queries.n * nprobe)) {
       throw new Error(`ivf: kept probes are for a self search of all ${base.n} rows`);
     }
-    const chunkProbes = kept
-      ? null
-      : nlist <= 0x10000
-      ? new Uint16Array(maxChunk * nprobe)
-      : new Int32Array(maxChunk * nprobe);
+    const chunkProbes = kept ? null : listIds(nlist, maxChunk * nprobe);
     const split = Math.min(nprobe, FIRST_PASS_PROBES);
     let scanned = 0, done = 0;
     for (let c0 = start; c0 < end; c0 += chunk) {
