@@ -121,9 +121,10 @@ $(DATA)/knns/%/ivf_k_$(K).npz: $(DATA)/features/%.bin | $(INSTALLED)
 	$(call RUNSTAGE,knn) --prefix $(DATA) --name $* --k $(K) --dim $(DIM) $(FEAT_OPTS) --method ivf
 
 # ---------------------------------------------------------------- proposals: one list of folders per config
-# $(1) = dataset name, $(2) = config name, $(3) = kNN method (overrides the config's iteration-0 knn_method)
+# $(1) = dataset name, $(2) = config name, $(3) = kNN method (overrides the config's iteration-0 knn_method); the list
+# file carries the method, so a list made on the exact kNN file never stands in for the IVF one's (or back)
 define proposal_rule
-$(PROPS)/$(1)/$(2).folders: configs/proposals/$(2).yaml $(DATA)/knns/$(1)/$(3)_k_$(K).npz $(DATA)/features/$(1).bin
+$(PROPS)/$(1)/$(2).$(3).folders: configs/proposals/$(2).yaml $(DATA)/knns/$(1)/$(3)_k_$(K).npz $(DATA)/features/$(1).bin
 	mkdir -p $$(@D)
 	$(call RUNSTAGE,proposals) --prefix $(DATA) --name $(1) --dim $(DIM) $(FEAT_OPTS) --knn-method $(3) --config $$< > $$@.tmp
 	mv $$@.tmp $$@
@@ -131,29 +132,29 @@ endef
 $(foreach s,$(TEST_SETS),$(eval $(call proposal_rule,$(NAME),$(s),$(KNN_METHOD))))
 # the sets of one split share threshold folders (and iter-1 writes inside iter-0's): build them one after another
 # even under make -j, in the order the list gives
-$(foreach i,2 3,$(eval $(PROPS)/$(NAME)/$(word $(i),$(TEST_SETS)).folders: | $(PROPS)/$(NAME)/$(word $(shell expr $(i) - 1),$(TEST_SETS)).folders))
+$(foreach i,2 3,$(eval $(PROPS)/$(NAME)/$(word $(i),$(TEST_SETS)).$(KNN_METHOD).folders: | $(PROPS)/$(NAME)/$(word $(shell expr $(i) - 1),$(TEST_SETS)).$(KNN_METHOD).folders))
 $(if $(filter $(TRAIN_PROPOSALS),$(TEST_SETS)),,$(eval $(call proposal_rule,$(NAME),$(TRAIN_PROPOSALS),$(KNN_METHOD))))
 $(eval $(call proposal_rule,$(TRAIN),$(TRAIN_PROPOSALS),faiss))
 
 # ---------------------------------------------------------------- GCN-D training (skipped when CKPT is given)
-$(RESULTS)/gcn_d_model/cfg_train.yaml: $(GCN_TRAIN_CFG) $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders
+$(RESULTS)/gcn_d_model/cfg_train.yaml: $(GCN_TRAIN_CFG) $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).faiss.folders
 	mkdir -p $(@D)
 	{ sed 's/feature_dim: [0-9]*/feature_dim: $(DIM)/' $<
 	  printf 'train_data:\n  wo_weight: false\n  feat_path: features/$(TRAIN).bin\n'
 	  printf '  label_path: labels/$(TRAIN).meta\n  proposal_folders:\n'
-	  sed 's|^$(DATA)/|    - |' $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).folders; } > $@.tmp
+	  sed 's|^$(DATA)/|    - |' $(PROPS)/$(TRAIN)/$(TRAIN_PROPOSALS).faiss.folders; } > $@.tmp
 	mv $@.tmp $@
 
 $(RESULTS)/gcn_d_model/latest.npz: $(RESULTS)/gcn_d_model/cfg_train.yaml $(DATA)/features/$(TRAIN).bin $(DATA)/labels/$(TRAIN).meta
 	$(call RUNSTAGE,train) --config $< --prefix $(DATA) --work-dir $(@D) --seed $(SEED) $(FEAT_OPTS)
 
 # ---------------------------------------------------------------- GCN-D detection + de-overlap, one per test set
-$(RESULTS)/gcn_d_%/pred_labels.txt: $(PROPS)/$(NAME)/%.folders $(CKPT_FILE) $(FEATS)
+$(RESULTS)/gcn_d_%/pred_labels.txt: $(PROPS)/$(NAME)/%.$(KNN_METHOD).folders $(CKPT_FILE) $(FEATS)
 	$(call RUNSTAGE,detect) --feat-path $(FEATS) --label-path $(LABELS) --dim $(DIM) $(FEAT_OPTS) \
 	  --load-from $(CKPT_FILE) --work-dir $(@D) $$(sed 's/^/--proposal-folders /' $<)
 
 # ---------------------------------------------------------------- GCN-D upper bound over the 4 threshold sets
-$(UB_OUT): $(PROPS)/$(NAME)/train_ms1m_4_prpsls.folders $(LABELS)
+$(UB_OUT): $(PROPS)/$(NAME)/train_ms1m_4_prpsls.$(KNN_METHOD).folders $(LABELS)
 	$(call RUNSTAGE,upper_bound) --gt-labels $(LABELS) --output-folder $(@D) --output-name ub \
 	  $$(sed 's|/proposals/*$$|/pred_labels.txt|; s/^/--cluster-path /' $<)
 

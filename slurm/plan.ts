@@ -105,9 +105,12 @@ export function detectWorkDir(results: string, set: string): string {
   return join(results, `gcn_d_${set}`);
 }
 
-/** The list-of-folders file the proposals job writes for `set` (as the Makefile names it). */
-export function foldersFile(data: string, name: string, set: string): string {
-  return join(data, "cluster_proposals", name, `${set}.folders`);
+/**
+ * The list-of-folders file the proposals job writes for `set` on the kNN file of `knnStem` (`faiss` or `ivf`), as
+ * the Makefile names it: `<set>.<knnStem>.folders`, so a list made on one kNN file never stands in for the other's.
+ */
+export function foldersFile(data: string, name: string, opts: { set: string; knnStem: string }): string {
+  return join(data, "cluster_proposals", name, `${opts.set}.${opts.knnStem}.folders`);
 }
 
 function checkCount(what: string, v: number): void {
@@ -180,9 +183,10 @@ export function planPipeline(options: SlurmPipelineOptions): SlurmJob[] {
   });
   // every set in one job, in order: sets share threshold folders (a stage run per set, as the Makefile does)
   const knnMethodArgs = method === "ivf" ? ["--knn-method", "ivf"] : [];
+  const knnStem = method === "ivf" ? "ivf" : "faiss";
   const proposalLines = [cmd(["mkdir", "-p", join(data, "cluster_proposals", name)])];
   proposalLines.push(...sets.flatMap((set) => {
-    const out = foldersFile(data, name, set);
+    const out = foldersFile(data, name, { set, knnStem });
     return [
       `${
         stage("proposals", [
@@ -220,7 +224,7 @@ export function planPipeline(options: SlurmPipelineOptions): SlurmJob[] {
     const labelArgs = options.labels ? ["--label-path", options.labels] : [];
     // the folders file holds one proposal folder per line; a bash array keeps the paths intact
     const readFolders = [
-      `mapfile -t folders < ${shellQuote(foldersFile(data, name, set))}`,
+      `mapfile -t folders < ${shellQuote(foldersFile(data, name, { set, knnStem }))}`,
       `args=(); for f in "\${folders[@]}"; do args+=(--proposal-folders "$f"); done`,
     ];
     const detect = add({

@@ -58,7 +58,7 @@ Deno.test("slurm plan: shard commands carry the array task id; merges the shard 
   assert.match(knn, /--shard \$SLURM_ARRAY_TASK_ID\/4$/);
   assert.match(jobs.get("knn-merge")!.lines.join("\n"), /stages\/knn_merge\.ts .* --shards 4$/);
   const det = jobs.get("detect-ms1m_2_prpsls")!.lines;
-  assert.equal(det[0], "mapfile -t folders < /shared/data/cluster_proposals/part1_test/ms1m_2_prpsls.folders");
+  assert.equal(det[0], "mapfile -t folders < /shared/data/cluster_proposals/part1_test/ms1m_2_prpsls.faiss.folders");
   assert.match(det[2]!, /--work-dir \/shared\/results\/run\/gcn_d_ms1m_2_prpsls /);
   assert.match(det[2]!, /--shard \$SLURM_ARRAY_TASK_ID\/2 "\$\{args\[@\]\}"$/);
   assert.match(jobs.get("detect-merge-ms1m_2_prpsls")!.lines[0]!, /stages\/detect_merge\.ts .* --shards 2 /);
