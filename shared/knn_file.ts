@@ -10,7 +10,7 @@ import { writeFileAtomic } from "./artifact.ts";
 import { LtcError } from "./errors.ts";
 import { type NdArray, toNumbers } from "./ndarray.ts";
 import { encodeNpy, npyHeader, NpzFile } from "./npy.ts";
-import { buildZip, deflateMemberParallel } from "./zip.ts";
+import { buildZip, DEFLATE_PIECE, deflateMemberParallel, type MemberPieces } from "./zip.ts";
 
 /** A kNN graph: row i's neighbours `nbrs[i*k .. i*k+k)` (−1 = none) and distances (1 − cosine). */
 export interface KnnGraph {
@@ -155,33 +155,45 @@ export function knnToArray(g: KnnGraph): NdArray {
 
 /**
  * Write a kNN graph as the original's `np.savez_compressed(path, data=(N, 2, k) float64)`, atomically. The `.npy`
- * member (header + float64 rows) is built in one shared buffer and deflated from there in pieces on worker threads
- * (`workers`, default `deflateWorkers()` of shared/zip.ts), so at part1 scale (584K × 80: a 748 MB member) the
- * write never holds the member twice and uses every core; the bytes equal `writeNpz(path, { data: knnToArray(g) })` whatever the
- * worker count.
+ * member (header + float64 rows) is made 4 MiB piece by piece as the deflate workers (`workers`, default
+ * `deflateWorkers()` of shared/zip.ts) take them, so the float64 layout never exists whole (at scale 9, 5.21M × 80,
+ * it would be 6.7 GB next to the graph) and every core compresses; the bytes equal
+ * `writeNpz(path, { data: knnToArray(g) })` whatever the worker count.
  */
 export async function writeKnn(path: string, g: KnnGraph, options: { workers?: number } = {}): Promise<void> {
-  const member = denseMember(g);
-  const deflated = await deflateMemberParallel(member, { workers: options.workers });
-  writeFileAtomic(path, buildZip([{ name: "data.npy", chunks: [member], deflated }], { compress: true }));
+  const deflated = await deflateMemberParallel(denseMemberPieces(g), { workers: options.workers });
+  writeFileAtomic(path, buildZip([{ name: "data.npy", chunks: [], deflated }], { compress: true }));
 }
 
-/** The `.npy` member of a graph's dense `(N, 2, k)` float64 layout, in one shared buffer (for deflate workers). */
-function denseMember(g: KnnGraph): Uint8Array {
+/**
+ * The `.npy` member of a graph's dense `(N, 2, k)` float64 layout, made piece by piece: piece p holds bytes
+ * [p·DEFLATE_PIECE, …) of header + values. npy pads its header to a multiple of 64 bytes and a piece is a multiple
+ * of 8, so every piece after the header starts at a whole float64 value.
+ */
+function denseMemberPieces(g: KnnGraph): MemberPieces {
   const { n, k } = g;
   const head = npyHeader("<f8", [n, 2, k]);
-  const member = new Uint8Array(new SharedArrayBuffer(head.length + n * 2 * k * 8));
-  member.set(head, 0);
-  // npy pads its header to a multiple of 64 bytes, so the float64 view is aligned
-  const values = new Float64Array(member.buffer, head.length, n * 2 * k);
-  for (let i = 0; i < n; i++) {
-    const base = i * 2 * k;
-    for (let j = 0; j < k; j++) {
-      values[base + j] = g.nbrs[i * k + j]!;
-      values[base + k + j] = g.dists[i * k + j]!;
-    }
-  }
-  return member;
+  const size = head.length + n * 2 * k * 8;
+  return {
+    size,
+    piece(p) {
+      const start = p * DEFLATE_PIECE, end = Math.min(size, start + DEFLATE_PIECE);
+      const out = new Uint8Array(end - start);
+      let at = 0; // byte of `out` where values begin
+      if (start < head.length) {
+        out.set(head.subarray(start, Math.min(head.length, end)), 0);
+        at = head.length - start;
+      }
+      const values = new Float64Array(out.buffer, at, (out.length - at) / 8);
+      const v = (start + at - head.length) / 8; // value index in the (N, 2k) layout
+      let row = Math.floor(v / (2 * k)), col = v - row * 2 * k;
+      for (let t = 0; t < values.length; t++) {
+        values[t] = col < k ? g.nbrs[row * k + col]! : g.dists[row * k + col - k]!;
+        if (++col === 2 * k) col = 0, row++;
+      }
+      return out;
+    },
+  };
 }
 
 /** Rows [start, end) of a kNN graph over `total` rows, as a part file holds them. */
@@ -201,8 +213,7 @@ export interface KnnPart {
 export async function writeKnnPart(path: string, part: KnnPart, options: { workers?: number } = {}): Promise<void> {
   const { graph, start, end, total } = part;
   if (graph.n !== end - start) throw new LtcError(`${path}: ${graph.n} rows given for rows [${start}, ${end})`);
-  const member = denseMember(graph);
-  const deflated = await deflateMemberParallel(member, { workers: options.workers });
+  const deflated = await deflateMemberParallel(denseMemberPieces(graph), { workers: options.workers });
   const rows = encodeNpy({
     dtype: "i8",
     shape: [3],
@@ -210,7 +221,7 @@ export async function writeKnnPart(path: string, part: KnnPart, options: { worke
   });
   writeFileAtomic(
     path,
-    buildZip([{ name: "data.npy", chunks: [member], deflated }, { name: "rows.npy", chunks: rows }], {
+    buildZip([{ name: "data.npy", chunks: [], deflated }, { name: "rows.npy", chunks: rows }], {
       compress: true,
     }),
   );

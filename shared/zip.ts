@@ -175,10 +175,21 @@ export function deflatePiece(piece: Uint8Array, options: { level: number; last: 
   return new Uint8Array(out.buffer, out.byteOffset, out.length); // a plain view, as pieces from workers arrive
 }
 
-/** A deflated member: its compressed pieces in order and the CRC-32 of its uncompressed bytes. */
+/** A deflated member: its compressed pieces in order, the CRC-32 and the length of its uncompressed bytes. */
 export interface DeflatedMember {
   body: Uint8Array[];
   crc: number;
+  size: number;
+}
+
+/**
+ * A member's bytes made on demand, a piece at a time (piece p: bytes [p·{@linkcode DEFLATE_PIECE}, (p+1)·…) of
+ * `size`), so that a large member (a kNN file at millions of rows: 6.7 GB of float64) never exists whole.
+ */
+export interface MemberPieces {
+  size: number;
+  /** the bytes of piece p, in a buffer of their own (the deflater may hand it to a worker) */
+  piece(p: number): Uint8Array;
 }
 
 /** Number of pieces a member of `bytes` is cut into (at least one, for the empty member). */
@@ -186,15 +197,23 @@ function pieceCount(bytes: number): number {
   return Math.max(1, Math.ceil(bytes / DEFLATE_PIECE));
 }
 
+/** Bytes as pieces: views of `data` (not their own buffers; the parallel deflater copies them). */
+function viewPieces(data: Uint8Array): MemberPieces {
+  return { size: data.length, piece: (p) => data.subarray(p * DEFLATE_PIECE, (p + 1) * DEFLATE_PIECE) };
+}
+
 /** Deflate a member on this thread, piece by piece (the same bytes as {@linkcode deflateMemberParallel}). */
-export function deflateMember(data: Uint8Array, level = 6): DeflatedMember {
+export function deflateMember(data: Uint8Array | MemberPieces, level = 6): DeflatedMember {
+  const src = data instanceof Uint8Array ? viewPieces(data) : data;
   const body: Uint8Array[] = [];
-  const pieces = pieceCount(data.length);
+  const pieces = pieceCount(src.size);
+  let crc = 0;
   for (let p = 0; p < pieces; p++) {
-    const piece = data.subarray(p * DEFLATE_PIECE, (p + 1) * DEFLATE_PIECE);
+    const piece = src.piece(p);
+    crc = zlib.crc32(piece, crc);
     body.push(deflatePiece(piece, { level, last: p === pieces - 1 }));
   }
-  return { body, crc: zlib.crc32(data) >>> 0 };
+  return { body, crc: crc >>> 0, size: src.size };
 }
 
 /**
@@ -209,35 +228,41 @@ export function deflateWorkers(): number {
 
 /**
  * Deflate a member on worker threads, a piece per task: the same bytes as {@linkcode deflateMember}. Pieces of a
- * member in a SharedArrayBuffer are read by the workers in place; otherwise each piece is copied to its worker. The
- * CRC is computed here while the workers run. One worker or one piece: no threads at all.
+ * member in a SharedArrayBuffer are read by the workers in place; pieces made on demand ({@linkcode MemberPieces})
+ * are handed over (transferred) one per task, so at most one piece per worker exists at a time; other bytes are
+ * copied piece by piece. The CRC is computed here, piece by piece in order, while the workers run. One worker or one
+ * piece: no threads at all.
  */
 export async function deflateMemberParallel(
-  data: Uint8Array,
+  data: Uint8Array | MemberPieces,
   options: { level?: number; workers?: number } = {},
 ): Promise<DeflatedMember> {
   const level = options.level ?? 6;
-  const pieces = pieceCount(data.length);
+  const src = data instanceof Uint8Array ? viewPieces(data) : data;
+  const pieces = pieceCount(src.size);
   const threads = Math.min(pieces, options.workers ?? deflateWorkers());
   if (threads <= 1) return deflateMember(data, level);
   const body = new Array<Uint8Array>(pieces);
-  const shared = data.buffer instanceof SharedArrayBuffer;
+  const shared = data instanceof Uint8Array && data.buffer instanceof SharedArrayBuffer;
   const workers: Worker[] = [];
-  let next = 0;
+  let next = 0, crc = 0;
   try {
     const done = new Promise<void>((resolve, reject) => {
       let finished = 0;
       const give = (w: Worker) => {
         if (next >= pieces) return;
-        const p = next++;
-        const start = p * DEFLATE_PIECE, end = Math.min(data.length, start + DEFLATE_PIECE);
+        const p = next++; // pieces are given in order: the CRC chains through them
         const task = { piece: p, level, last: p === pieces - 1 };
+        const piece = src.piece(p);
+        crc = zlib.crc32(piece, crc);
         if (shared) {
-          w.postMessage({ ...task, buffer: data.buffer, byteOffset: data.byteOffset + start, byteLength: end - start });
-        } else {
-          const copy = data.slice(start, end);
-          w.postMessage({ ...task, buffer: copy.buffer, byteOffset: 0, byteLength: copy.length }, [copy.buffer]);
+          w.postMessage({ ...task, buffer: piece.buffer, byteOffset: piece.byteOffset, byteLength: piece.length });
+          return;
         }
+        const own = data instanceof Uint8Array ? piece.slice() : piece;
+        w.postMessage({ ...task, buffer: own.buffer, byteOffset: own.byteOffset, byteLength: own.length }, [
+          own.buffer as ArrayBuffer,
+        ]);
       };
       for (let t = 0; t < threads; t++) {
         const w = new Worker(new URL("./deflate_worker.ts", import.meta.url), { type: "module" });
@@ -255,9 +280,8 @@ export async function deflateMemberParallel(
         give(w);
       }
     });
-    const crc = zlib.crc32(data) >>> 0;
     await done;
-    return { body, crc };
+    return { body, crc: crc >>> 0, size: src.size };
   } finally {
     for (const w of workers) w.terminate();
   }
@@ -267,7 +291,10 @@ export async function deflateMemberParallel(
 export interface ZipMemberInput {
   name: string;
   chunks: Uint8Array[];
-  /** the chunks already deflated (by {@linkcode deflateMemberParallel}); used when the archive is compressed */
+  /**
+   * the member already deflated (by {@linkcode deflateMemberParallel}); used when the archive is compressed, and
+   * then `chunks` may be empty (a member made piece by piece)
+   */
   deflated?: DeflatedMember;
 }
 
@@ -284,7 +311,7 @@ export function buildZip(members: ZipMemberInput[], options: { compress: boolean
   const central: Uint8Array[] = [];
   let offset = 0;
   for (const m of members) {
-    const usize = m.chunks.reduce((s, c) => s + c.length, 0);
+    const usize = options.compress && m.deflated ? m.deflated.size : m.chunks.reduce((s, c) => s + c.length, 0);
     let crc: number, body: Uint8Array[];
     if (options.compress) {
       const deflated = m.deflated ??

@@ -384,18 +384,28 @@ Deno.test("zip: a member deflated in pieces on worker threads is byte-identical 
   assert.equal(seq.body.length, 3);
   const shared = new Uint8Array(new SharedArrayBuffer(member.length));
   shared.set(member);
-  for (const [data, workers] of [[member, 2], [shared, 3], [shared, 1]] as const) {
+  // a member made piece by piece on demand (as writeKnn makes the kNN layout): each piece a buffer of its own
+  const made: number[] = [];
+  const pieces = {
+    size: member.length,
+    piece: (p: number) => (made.push(p), member.slice(p * DEFLATE_PIECE, (p + 1) * DEFLATE_PIECE)),
+  };
+  for (const [data, workers] of [[member, 2], [shared, 3], [shared, 1], [pieces, 2], [pieces, 1]] as const) {
     const par = await deflateMemberParallel(data, { workers });
     assert.equal(par.crc, seq.crc);
+    assert.equal(par.size, member.length);
     assert.deepEqual(par.body, seq.body, `${workers} workers`);
   }
+  assert.deepEqual(made, [0, 1, 2, 0, 1, 2], "each piece made once, in order");
   // the pieces are one raw deflate stream, and the archive equals writeNpz's (which deflates the same pieces)
   assert.deepEqual(new Uint8Array(zlib.inflateRawSync(concat(seq.body))), member);
   const dir = tempDir();
   try {
-    await writeKnn(`${dir}/k.npz`, g, { workers: 2 });
     writeNpz(`${dir}/n.npz`, { data: knnToArray(g) });
-    assert.deepEqual(Deno.readFileSync(`${dir}/k.npz`), Deno.readFileSync(`${dir}/n.npz`));
+    for (const workers of [1, 2, 3]) {
+      await writeKnn(`${dir}/k.npz`, g, { workers });
+      assert.deepEqual(Deno.readFileSync(`${dir}/k.npz`), Deno.readFileSync(`${dir}/n.npz`), `${workers} workers`);
+    }
     const back = readKnn(`${dir}/k.npz`);
     assert.deepEqual([back.nbrs, back.dists], [g.nbrs, g.dists]);
   } finally {
