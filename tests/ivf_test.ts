@@ -76,6 +76,25 @@ Deno.test("ivf: deterministic for a seed; every row finds itself first or tied a
   assert.ok(a.stats.scannedFraction < 0.3, `scanned ${a.stats.scannedFraction}`);
 });
 
+Deno.test("ivf: progress covers the build and the search, rising to 1", async () => {
+  const f = rows(3000, 16, { seed: 5 });
+  for (const queries of [undefined, rows(500, 16, { seed: 6 })]) {
+    const seen: number[] = [];
+    await ivfKnn(f, { k: 10, nlist: 30, nprobe: 4, chunkRows: 1000, queries, onProgress: (x) => seen.push(x) });
+    const p = ivfParams(f.n, { nlist: 30, nprobe: 4 });
+    // the build's share: (5 iterations × 480 sample rows + 3000 base rows) × 30 lists of row–centroid products, out
+    // of those plus the search's (its own probe ranking when the queries are other rows) and ≈ rows × 4 × 100 pairs
+    const build = (p.iterations * p.trainPerList * 30 + f.n) * 30;
+    const search = (queries ? queries.n * 30 : 0) + (queries ?? f).n * 4 * (f.n / 30);
+    const share = build / (build + search);
+    const during = seen.filter((x) => x <= share + 1e-9);
+    assert.ok(during.length >= 6, `${during.length} reports during the build`); // every k-means iteration at least
+    assert.ok(Math.abs(during.at(-1)! - share) < 1e-9, `the build ends at its share ${share}: ${during.at(-1)}`);
+    for (let t = 1; t < seen.length; t++) assert.ok(seen[t]! >= seen[t - 1]!, `falls at report ${t}`);
+    assert.ok(Math.abs(seen.at(-1)! - 1) < 1e-9, `ends at ${seen.at(-1)}`);
+  }
+});
+
 Deno.test("ivf: a self search reuses the build's ranks: the same rows as ranking again, lists = first probes", async () => {
   const f = clustered(60);
   // chunks of 1024 rows: several, the last one partial

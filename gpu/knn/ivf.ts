@@ -242,6 +242,8 @@ class IvfSessions {
       nlist: number;
       count: number;
       each: (r0: number, ids: Int32Array, sims: Float32Array) => void;
+      /** called with the rows of each finished block (progress) */
+      onRows?: (rows: number) => void;
     },
   ): Promise<void> {
     const { centroids, nlist, count } = opts;
@@ -255,6 +257,7 @@ class IvfSessions {
       const a = new Tensor("float32", x.subarray(r0 * dim, r1 * dim), [r1 - r0, dim]);
       const out = await this.sessions.rank.run({ A: a, C: c, K: kk });
       opts.each(r0, out.I!.data as Int32Array, out.V!.data as Float32Array);
+      opts.onRows?.(r1 - r0);
     }
   }
 
@@ -262,7 +265,7 @@ class IvfSessions {
   async nearest(
     x: Float32Array,
     rows: number,
-    opts: { centroids: Float32Array; nlist: number },
+    opts: { centroids: Float32Array; nlist: number; onRows?: (rows: number) => void },
   ): Promise<{ ids: Int32Array; sims: Float32Array }> {
     const ids = new Int32Array(rows), sims = new Float32Array(rows);
     await this.rank(x, rows, {
@@ -350,14 +353,20 @@ function sampleIds(n: number, count: number, rng: Rng): Int32Array {
 async function lloyd(
   x: Float32Array,
   rows: number,
-  opts: { centroids: Float32Array; count: number; iterations: number; sessions: IvfSessions },
+  opts: {
+    centroids: Float32Array;
+    count: number;
+    iterations: number;
+    sessions: IvfSessions;
+    onRows?: (rows: number) => void;
+  },
 ): Promise<void> {
-  const { centroids, count, sessions } = opts;
+  const { centroids, count, sessions, onRows } = opts;
   const dim = sessions.dim;
   const sums = new Float64Array(count * dim);
   const counts = new Int32Array(count);
   for (let it = 0; it < opts.iterations; it++) {
-    const { ids: label, sims } = await sessions.nearest(x, rows, { centroids, nlist: count });
+    const { ids: label, sims } = await sessions.nearest(x, rows, { centroids, nlist: count, onRows });
     sums.fill(0);
     counts.fill(0);
     for (let r = 0; r < rows; r++) {
@@ -393,7 +402,7 @@ export async function trainIvfCentroids(
 ): Promise<{ centroids: Float32Array; trainRows: number }> {
   const sessions = await IvfSessions.create(base.dim);
   try {
-    return await trainCentroids(base, params, sessions);
+    return await trainCentroids(base, { params, sessions });
   } finally {
     await sessions.release();
   }
@@ -402,16 +411,16 @@ export async function trainIvfCentroids(
 /** {@linkcode trainIvfCentroids} on open sessions. */
 async function trainCentroids(
   base: Features,
-  params: IvfParams,
-  sessions: IvfSessions,
+  ctx: { params: IvfParams; sessions: IvfSessions; onRows?: (rows: number) => void },
 ): Promise<{ centroids: Float32Array; trainRows: number }> {
+  const { params, sessions, onRows } = ctx;
   const { nlist, iterations } = params;
   const dim = base.dim;
   const trainRows = Math.min(base.n, params.trainPerList * nlist);
   const sample = sampleIds(base.n, trainRows, new Rng(params.seed, 0x1f5));
   const train = gather(base.data, dim, { ids: sample, from: 0, to: trainRows, out: new Float32Array(trainRows * dim) });
   const centroids = train.slice(0, nlist * dim);
-  await lloyd(train, trainRows, { centroids, count: nlist, iterations, sessions });
+  await lloyd(train, trainRows, { centroids, count: nlist, iterations, sessions, onRows });
   return { centroids, trainRows };
 }
 
@@ -531,7 +540,7 @@ function listIds(nlist: number, count: number): Uint16Array | Int32Array {
  */
 export async function buildIvfIndex(
   base: Features,
-  options: Omit<IvfOptions, "k" | "onProgress"> & { keepProbes?: boolean },
+  options: Omit<IvfOptions, "k"> & { keepProbes?: boolean },
 ): Promise<
   IvfIndex & { seconds: { train: number; assign: number }; label: string; probes: Uint16Array | Int32Array | null }
 > {
@@ -541,8 +550,13 @@ export async function buildIvfIndex(
   const { nlist, nprobe, chunkRows } = params;
   const sessions = await IvfSessions.create(dim);
   try {
+    // progress: row–centroid products done, out of k-means's (every iteration ranks the sample) and the base rows'
+    const units = (params.iterations * Math.min(base.n, params.trainPerList * nlist) + base.n) * nlist;
+    let done = 0;
+    const onRows = options.onProgress &&
+      ((rows: number) => options.onProgress!(Math.min(1, (done += rows * nlist) / units)));
     const t0 = performance.now();
-    const { centroids, trainRows } = await trainCentroids(base, params, sessions);
+    const { centroids, trainRows } = await trainCentroids(base, { params, sessions, onRows });
     const t1 = performance.now();
     const keep = options.keepProbes && base.n * nprobe * listIds(nlist, 1).BYTES_PER_ELEMENT <= KEPT_PROBES_BYTES;
     const probes = keep ? listIds(nlist, base.n * nprobe) : null;
@@ -558,6 +572,7 @@ export async function buildIvfIndex(
         nlist,
         count,
         each: (r0, got) => scratch.set(got, (off + r0) * count),
+        onRows,
       });
       for (let r = 0; r < nq; r++) lists[c0 + r] = scratch[(off + r) * count]!;
     }
@@ -790,14 +805,25 @@ export async function ivfKnn(base: Features, options: IvfOptions & { queries?: F
     throw new LtcError(`ivf: queries have dim ${queries.dim} but the base has dim ${base.dim}`);
   }
   const self = options.queries === undefined || options.queries === base;
+  // progress over both: the build's row–centroid products and the search's row–row products (its probe ranking
+  // too unless the build's are kept), each a dot product of dim values; the scan estimated from the mean list length
+  const p = ivfParams(base.n, options);
+  const buildUnits = (p.iterations * Math.min(base.n, p.trainPerList * p.nlist) + base.n) * p.nlist;
+  const searchUnits = (self ? 0 : queries.n * p.nlist) + queries.n * p.nprobe * (base.n / p.nlist);
+  const share = buildUnits / (buildUnits + searchUnits);
+  const report = options.onProgress;
   // a self search takes its probes from the build, which ranked every row already
-  const index = await buildIvfIndex(base, { ...options, keepProbes: self });
+  const index = await buildIvfIndex(base, {
+    ...options,
+    keepProbes: self,
+    onProgress: report && ((f) => report(f * share)),
+  });
   const t1 = performance.now();
   const r = await searchIvf(base, index, {
     k,
     queries: options.queries,
     probes: index.probes,
-    onProgress: options.onProgress,
+    onProgress: report && ((f) => report(share + f * (1 - share))),
   });
   const t2 = performance.now();
   return {
