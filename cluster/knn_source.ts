@@ -84,7 +84,12 @@ export interface BuildKnnResult {
   /** resolved HNSW parameters (hnsw only) */
   hnsw?: HnswParams & { shards: number };
   /** resolved IVF parameters, what the search did, build and query seconds (ivf only) */
-  ivf?: IvfParams & IvfStats & { buildSeconds: number; querySeconds: number };
+  ivf?: IvfParams & IvfStats & {
+    buildSeconds: number;
+    querySeconds: number;
+    /** k-means, the base rows' lists, the chunks' probe ranking, the two scan passes */
+    phaseSeconds: Record<string, number>;
+  };
   /** recall@k of the HNSW / IVF rows against exact search on a sample (approximate methods only) */
   recall?: { sample: number; recallAtK: number; backend: string };
   /** host round trips and submits of a WebGPU sweep (sidecar `gpu_sweep`) */
@@ -153,7 +158,13 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
       graph: { n: features.n, k, nbrs: r.nbrs, dists: r.dists },
       method,
       backend: ivfLabel(r.label),
-      ivf: { ...r.params, ...r.stats, buildSeconds: r.buildSeconds, querySeconds: r.querySeconds },
+      ivf: {
+        ...r.params,
+        ...r.stats,
+        buildSeconds: r.buildSeconds,
+        querySeconds: r.querySeconds,
+        phaseSeconds: r.phaseSeconds,
+      },
       timings,
     };
   } else {
@@ -272,6 +283,9 @@ export async function writeKnnArtifact(
             scanned_fraction: Number(result.ivf.scannedFraction.toPrecision(4)),
             build_seconds: Number(result.ivf.buildSeconds.toFixed(2)),
             query_seconds: Number(result.ivf.querySeconds.toFixed(2)),
+            phase_seconds: Object.fromEntries(
+              Object.entries(result.ivf.phaseSeconds).map(([phase, secs]) => [phase, Number(secs.toFixed(2))]),
+            ),
           },
         }
         : {}),

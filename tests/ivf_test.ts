@@ -251,6 +251,11 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     assert.deepEqual(side.recall.sample, 300);
     assert.equal(side.recall.recallAtK, 1);
     assert.equal(side.ivf.scanned_fraction, 1);
+    // where the time went: the five phases, summing to the build and the query time (to the sidecar's rounding)
+    const phases = side.ivf.phase_seconds;
+    assert.deepEqual(Object.keys(phases).sort(), ["assign", "firstPass", "rank", "secondPass", "train"]);
+    assert.ok(Math.abs(phases.train + phases.assign - side.ivf.build_seconds) < 0.02, JSON.stringify(side.ivf));
+    assert.ok(phases.rank + phases.firstPass + phases.secondPass <= side.ivf.query_seconds + 0.02);
     const want = await exactKnn(f, { k: 20, backend: "cpu", progress: false });
     assert.deepEqual(readKnn(out.path).nbrs, want.graph.nbrs);
     const again = await runKnnStage({
