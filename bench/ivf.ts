@@ -4,7 +4,7 @@
  * optionally HNSW (hnswlib-wasm, 2 worker shards) on the same rows as a second comparison point.
  *
  *     deno run -A bench/ivf.ts [--n 98279] [--dim 256] [--k 80] [--features FILE.bin] [--nlist L]
- *                              [--nprobe P[,P…]] [--exact-sample S] [--iterations I] [--train-per-list T] [--hnsw]
+ *                              [--nprobe P[,P…]] [--exact-sample S] [--iterations I] [--coarse C] [--train-per-list T] [--hnsw]
  *
  * Data: the synthetic benchmark generator (stages/synth.ts), first `--n` rows, or `--features`. Exact search runs on
  * every row by default (recall over all rows). With `--exact-sample S` it runs on S evenly spaced query rows only:
@@ -39,6 +39,7 @@ export async function run(args: string[]): Promise<void> {
       nprobe: { type: "string" },
       "exact-sample": { type: "string" },
       iterations: { type: "string" },
+      coarse: { type: "string" },
       "train-per-list": { type: "string" },
       hnsw: { type: "boolean" },
     },
@@ -89,13 +90,14 @@ export async function run(args: string[]): Promise<void> {
       nlist: values.nlist === undefined ? undefined : Number(values.nlist),
       nprobe,
       iterations: values.iterations === undefined ? undefined : Number(values.iterations),
+      coarse: values.coarse === undefined ? undefined : Number(values.coarse),
       trainPerList: values["train-per-list"] === undefined ? undefined : Number(values["train-per-list"]),
     });
     const secs = (performance.now() - ti) / 1000;
     const recall = recallAtK({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows);
     const p = r.params, s = r.stats, ph = r.phaseSeconds;
     console.log(
-      `IVF (${r.label}) nlist ${p.nlist} nprobe ${p.nprobe} (train ${s.trainRows} rows × ${p.iterations} it; ` +
+      `IVF (${r.label}) nlist ${p.nlist} nprobe ${p.nprobe} (train ${s.trainRows} rows: ${p.coarse} coarse, then ${p.iterations} it; ` +
         `largest list ${s.largestList}, ${s.emptyLists} empty; scanned ${(100 * s.scannedFraction).toFixed(2)}% ` +
         `of pairs): build ${r.buildSeconds.toFixed(1)} s + query ${r.querySeconds.toFixed(1)} s = ${
           secs.toFixed(1)

@@ -49,7 +49,7 @@ export type KnnStageMethod = typeof KNN_STAGE_METHODS[number];
 /** IVF parameters of the kNN stage (see gpu/knn/ivf.ts; defaults from `ivfParams`). */
 export type IvfStageOptions = Pick<
   IvfOptions,
-  "nlist" | "nprobe" | "chunkRows" | "trainPerList" | "iterations" | "seed"
+  "nlist" | "nprobe" | "chunkRows" | "trainPerList" | "iterations" | "coarse" | "seed"
 >;
 
 /** The search a kNN method (file stem) stands for: `faiss` is exact search. */
@@ -66,7 +66,7 @@ export interface BuildKnnOptions {
   backend?: BackendChoice;
   /** HNSW graph degree, construction beam, search beam, seed, worker shards */
   hnsw?: { m?: number; efConstruction?: number; ef?: number; seed?: number; shards?: number };
-  /** IVF lists, probes, training sample per list, k-means iterations, seed */
+  /** IVF lists, probes, training sample per list, k-means iterations and two-level start, seed */
   ivf?: IvfStageOptions;
   /** rows sampled to measure HNSW / IVF recall@k against exact search (default 1000; 0 = skip) */
   recallSample?: number;

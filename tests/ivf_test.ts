@@ -12,7 +12,7 @@ import { Rng } from "../shared/random.ts";
 import { FeatureCache, loadOrBuildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { defaultNlist, defaultNprobe, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
-import { buildIvfIndex, searchIvf, trainIvfCentroids } from "../gpu/knn/ivf.ts";
+import { buildIvfIndex, ivfBuildProducts, searchIvf, shareLists, trainIvfCentroids } from "../gpu/knn/ivf.ts";
 import { tempDir } from "./_helpers.ts";
 
 /** Seeded Gaussian rows, L2-normalised, with `dupes` copies of earlier rows (exact ties). */
@@ -67,7 +67,15 @@ Deno.test("ivf: deterministic for a seed; every row finds itself first or tied a
   const a = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
   const b = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7 });
   assert.deepEqual([a.nbrs, a.dists], [b.nbrs, b.dists]);
-  assert.deepEqual(a.params, { nlist: 20, nprobe: 3, chunkRows: 8192, trainPerList: 16, iterations: 5, seed: 7 });
+  assert.deepEqual(a.params, {
+    nlist: 20,
+    nprobe: 3,
+    chunkRows: 8192,
+    trainPerList: 16,
+    iterations: 2,
+    coarse: 4,
+    seed: 7,
+  });
   // many small query chunks give the same rows (other block shapes: last bits may differ)
   const c = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7, chunkRows: 100 });
   assertSameRows(c, a, "chunked");
@@ -82,9 +90,11 @@ Deno.test("ivf: progress covers the build and the search, rising to 1", async ()
     const seen: number[] = [];
     await ivfKnn(f, { k: 10, nlist: 30, nprobe: 4, chunkRows: 1000, queries, onProgress: (x) => seen.push(x) });
     const p = ivfParams(f.n, { nlist: 30, nprobe: 4 });
-    // the build's share: (5 iterations × 480 sample rows + 3000 base rows) × 30 lists of row–centroid products, out
-    // of those plus the search's (its own probe ranking when the queries are other rows) and ≈ rows × 4 × 100 pairs
-    const build = (p.iterations * p.trainPerList * 30 + f.n) * 30;
+    // the build's share: training's row–centroid products (the two-level start of 5 coarse clusters, 5 iterations
+    // each level, then 2 over all 30 lists, on 480 sample rows) and ranking the 3000 base rows, out of those plus
+    // the search's (its own probe ranking when the queries are other rows) and ≈ rows × 4 × 100 pairs
+    const build = ivfBuildProducts(f.n, p);
+    assert.equal(build, 480 * (5 * 6 + 6 * 5) + 480 * 30 * 2 + 3000 * 30);
     const search = (queries ? queries.n * 30 : 0) + (queries ?? f).n * 4 * (f.n / 30);
     const share = build / (build + search);
     const during = seen.filter((x) => x <= share + 1e-9);
@@ -154,6 +164,36 @@ Deno.test("ivf: recall@k on clustered data rises with nprobe and reaches 0.99 wi
   assert.ok(byDefault >= 0.99, `recall at defaults ${byDefault}`);
 });
 
+Deno.test("ivf: the two-level start shares lists by cluster rows and trains lists as good as flat k-means", async () => {
+  // proportional whole parts, then largest remainders (ties: lower cluster), summing to the total
+  assert.deepEqual([...shareLists([10, 10, 5], 10)], [4, 4, 2]);
+  assert.deepEqual([...shareLists([3, 3, 3], 4)], [2, 1, 1]);
+  assert.deepEqual([...shareLists([1, 9, 0], 9)], [1, 8, 0]);
+  assert.deepEqual([...shareLists([2, 2], 4)], [2, 2]);
+  assert.throws(() => shareLists([2, 2], 5), /5 lists for 4 rows/);
+  // recall at a fixed nprobe: the default start (√nlist clusters, then 2 flat iterations) against 5 flat
+  // iterations from random rows (coarse 1, the training before it), and against the start alone
+  const f = clustered(60);
+  const k = 30;
+  const exact = await exactKnn(f, { k, backend: "cpu", progress: false });
+  const every = sampleRows(f.n, f.n);
+  const recall = async (o: { coarse?: number; iterations?: number }) => {
+    const r = await ivfKnn(f, { k, nlist: 64, nprobe: 3, ...o });
+    return recallAtK({ n: f.n, k, nbrs: r.nbrs, dists: r.dists }, exact.graph, every);
+  };
+  const twoLevel = await recall({}), flat = await recall({ coarse: 1, iterations: 0 });
+  const startOnly = await recall({ iterations: 0 });
+  assert.ok(twoLevel >= flat - 0.002, `two-level ${twoLevel}, flat ${flat}`);
+  assert.ok(startOnly > 0.5 && startOnly < 1, `start alone ${startOnly}`);
+  // the start alone gives other centroids than the start plus flat iterations, and flat (coarse 1) others again
+  const p = ivfParams(f.n, { nlist: 64 });
+  assert.equal(p.coarse, 8);
+  const a = await trainIvfCentroids(f, p), b = await trainIvfCentroids(f, { ...p, iterations: 0 });
+  const c = await trainIvfCentroids(f, { ...p, coarse: 1 });
+  assert.notDeepEqual(a.centroids, b.centroids);
+  assert.notDeepEqual(a.centroids, c.centroids);
+});
+
 Deno.test("ivf: trained centroids are unit rows, deterministic for a seed, different for another", async () => {
   const f = clustered(20);
   const params = ivfParams(f.n, { nlist: 30 });
@@ -177,7 +217,15 @@ Deno.test("ivf: the registry opens it by name with its parameters", async () => 
   const run = await index.knn({ base: f, queries: f, k: 8 });
   const direct = await ivfKnn(f, { k: 8, nlist: 10, nprobe: 2 });
   assert.deepEqual([run.nbrs, run.dists], [direct.nbrs, direct.dists]);
-  assert.deepEqual(run.params, { nlist: 10, nprobe: 2, chunkRows: 8192, trainPerList: 16, iterations: 5, seed: 100 });
+  assert.deepEqual(run.params, {
+    nlist: 10,
+    nprobe: 2,
+    chunkRows: 8192,
+    trainPerList: 16,
+    iterations: 2,
+    coarse: 3,
+    seed: 100,
+  });
   await assert.rejects(
     openKnnIndex("ivf", { ef: 4 }),
     (e: Error) => e instanceof LtcError && /ivf: unknown parameter ef/.test(e.message),
@@ -192,6 +240,8 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
   await rejects({ nlist: 101 }, /ivf: nlist \(101\) exceeds the number of base rows \(100\)/);
   await rejects({ nlist: 0 }, /ivf: nlist must be an integer ≥ 1, got 0/);
   await rejects({ nprobe: 2.5 }, /ivf: nprobe must be an integer ≥ 1, got 2.5/);
+  await rejects({ coarse: 0 }, /ivf: coarse must be an integer ≥ 1/);
+  await rejects({ nlist: 10, coarse: 11 }, /ivf: coarse \(11\) exceeds nlist \(10\)/);
   await rejects({ iterations: -1 }, /ivf: iterations must be an integer ≥ 0/);
   await rejects({ k: 101 }, /ivf: k = 101 exceeds the number of base rows \(100\)/);
   await assert.rejects(
@@ -205,7 +255,8 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     nprobe: 32,
     chunkRows: 8192,
     trainPerList: 16,
-    iterations: 5,
+    iterations: 2,
+    coarse: 10,
     seed: 100,
   });
   assert.deepEqual(ivfParams(10_000, {}), {
@@ -213,7 +264,8 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     nprobe: 32,
     chunkRows: 8192,
     trainPerList: 16,
-    iterations: 5,
+    iterations: 2,
+    coarse: 35,
     seed: 100,
   });
   assert.deepEqual([ivfParams(98279, {}).nprobe, ivfParams(584013, {}).nprobe], [79, 192]);
@@ -243,7 +295,8 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
       nprobe: 50,
       chunkRows: 8192,
       trainPerList: 16,
-      iterations: 5,
+      iterations: 2,
+      coarse: 7,
       seed: 100,
     });
     assert.match(side.backend, /^cpu \(ivf, onnxruntime/);
