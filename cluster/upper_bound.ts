@@ -71,9 +71,10 @@ export function readCandidateClusters(paths: string[]): Int32Array[] {
       const folder = isDir(join(path, "proposals")) ? join(path, "proposals") : path;
       for (const f of listProposalFiles([folder])) out.push(readProposalNodes(f.node));
     } else if (path.endsWith(".npz")) {
-      out.push(...npzClusters(path));
+      // one push per cluster: spreading millions of them into one call overflows the stack (scale 9: 5.2M rows)
+      for (const c of npzClusters(path)) out.push(c);
     } else {
-      out.push(...partitionGroups(readLabels(path)));
+      for (const c of partitionGroups(readLabels(path))) out.push(c);
     }
   }
   return out;
