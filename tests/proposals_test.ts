@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { writeFeatures } from "../shared/features.ts";
 import { readKnn, writeKnn } from "../shared/knn_file.ts";
-import { readLabels } from "../shared/meta.ts";
+import { readLabels, writeLabels } from "../shared/meta.ts";
 import { toNumbers } from "../shared/ndarray.ts";
 import { readNpzArray, writeNpz } from "../shared/npy.ts";
 import { listProposalFiles, readProposalNodes } from "../shared/proposal_io.ts";
@@ -444,4 +444,20 @@ Deno.test("upper-bound reads a 2-D .npz list of clusters and .txt partitions", (
   assert.deepEqual([...labels], [0, 0, 1, 1]);
   assert.equal(metrics.pairwise.fscore, 1);
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("upper bound: a label file of a million clusters reads (no one-call spread of its clusters)", () => {
+  const dir = tempDir();
+  try {
+    const n = 1_000_000; // every row its own cluster but pairs 0–1, 2–3 … in the first 10 rows
+    const labels = Int32Array.from({ length: n }, (_, i) => (i < 10 ? i >> 1 : i));
+    const path = join(dir, "pred_labels.txt");
+    writeLabels(path, labels);
+    const clusters = readCandidateClusters([path]);
+    assert.equal(clusters.length, n - 5);
+    assert.deepEqual([...clusters[0]!], [0, 1]);
+    assert.deepEqual([...clusters.at(-1)!], [n - 1]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
