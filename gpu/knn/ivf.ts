@@ -4,15 +4,15 @@
  * Build: `nlist` coarse centroids by spherical k-means (Lloyd: assign by largest inner product, centroid = the
  * normalised mean of its rows) on a seeded random sample of `trainPerList · nlist` rows, from a two-level start
  * ({@linkcode twoLevelStart}: `coarse` ≈ √nlist clusters, each split into lists of its own), then `iterations` Lloyd
- * iterations over all lists; every base row then joins the list of its most similar centroid. Search: every query ranks the centroids by
- * inner product and scans the lists of its `nprobe` best. The scan is organised by list so that onnxruntime does
- * matrix products: for each list, the queries probing it are gathered into blocks and multiplied by the list's rows
- * (one SGEMM per block), and every query row keeps a running top-k ({@linkcode RowTopK}: similarity desc, ties by
- * ascending id) merged across its lists. Every candidate's similarity is a float32 SGEMM inner product, as in the
- * exact onnxruntime search, so with `nprobe = nlist` the rows equal exact search's, ties included — up to the last
- * bit of a similarity: onnxruntime's SGEMM splits long sums (256 dimensions) differently for narrow products and
- * takes a GEMV path for one-row blocks, so values can depend on the block shapes (below 128 dimensions they match
- * bit for bit in tests/ivf_test.ts).
+ * iterations over all lists; every base row then joins the list of its most similar centroid. Search: every query ranks
+ * the centroids by inner product and scans the lists of its `nprobe` best. The scan is organised by list so that
+ * onnxruntime does matrix products: for each list, the queries probing it are gathered into blocks and multiplied by
+ * the list's rows (one SGEMM per block), and every query row keeps a running top-k ({@linkcode RowTopK}: similarity
+ * desc, ties by ascending id) merged across its lists. Every candidate's similarity is a float32 SGEMM inner product,
+ * as in the exact onnxruntime search, so with `nprobe = nlist` the rows equal exact search's, ties included — up to the
+ * last bit of a similarity: onnxruntime's SGEMM splits long sums (256 dimensions) differently for narrow products and
+ * takes a GEMV path for one-row blocks, so values can depend on the block shapes (below 128 dimensions they match bit
+ * for bit in tests/ivf_test.ts).
  *
  * The index (coarse centroids and every base row's list) is built once ({@linkcode buildIvfIndex}) and searched in
  * chunks of query rows at absolute multiples of `chunkRows` ({@linkcode defaultChunkRows}): each chunk ranks its
@@ -463,7 +463,8 @@ async function trainCentroids(
  * than rows). Each k-means runs {@linkcode START_ITERATIONS} iterations. A sample row meets coarse + nlist / coarse
  * centroids per iteration instead of nlist; with 2 flat iterations after it the lists are as good as 5 flat
  * iterations from random rows (recall@80 over all rows at the defaults, synthetic part1 split, nlist 9,185, coarse 96:
- * 0.9937 vs 0.9936; 70,790 rows: 0.9982 vs 0.9967) for under half the training products. With `coarse` 1 it is the flat k-means from nlist sample rows.
+ * 0.9937 vs 0.9936; 70,790 rows: 0.9982 vs 0.9967) for under half the training products. With `coarse` 1 it is
+ * the flat k-means from nlist sample rows.
  */
 async function twoLevelStart(
   train: Float32Array,
