@@ -184,33 +184,44 @@ function rankModel(dim: number): OnnxModel {
  */
 const GATHER_QUERIES = { op: "Gather", inputs: ["D", "I"], outputs: ["Q"], attrs: { axis: 0 } };
 
-/** Inputs of both list-product graphs: all query rows, a block's row ids, the list's rows. */
+/**
+ * The list's rows, gathered inside onnxruntime too: `X = B[J]` for all base rows B and the list's row ids J (the
+ * same values as a copy of the base rows in list order, without its N × dim floats beside the base).
+ */
+const GATHER_LIST = { op: "Gather", inputs: ["B", "J"], outputs: ["X"], attrs: { axis: 0 } };
+
+/** The product of a query block and its list's rows. */
+const LIST_PRODUCT = { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } };
+
+/** Inputs of both list-product graphs: all query rows, a block's row ids, all base rows, the list's row ids. */
 function productInputs(dim: number) {
   return [
     { name: "D", type: F32, dims: ["n", dim] },
     { name: "I", type: I32, dims: ["b"] },
-    { name: "X", type: F32, dims: ["c", dim] },
+    { name: "B", type: F32, dims: ["N", dim] },
+    { name: "J", type: I32, dims: ["c"] },
   ];
 }
 
-/** Graph of one list product: `S = D[I] · Xᵀ`. */
+/** Graph of one list product: `S = D[I] · B[J]ᵀ`. */
 function productModel(dim: number): OnnxModel {
   return {
-    nodes: [GATHER_QUERIES, { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } }],
+    nodes: [GATHER_QUERIES, GATHER_LIST, LIST_PRODUCT],
     inputs: productInputs(dim),
     outputs: [{ name: "S", type: F32, dims: ["b", "c"] }],
   };
 }
 
 /**
- * Graph of one list product keeping only the entries at or above their row's threshold: `S = D[I] · Xᵀ`, positions
- * P (2 × count, int32, row-major order) of `S[i, j] ≥ T[i]` and their values V.
+ * Graph of one list product keeping only the entries at or above their row's threshold: `S = D[I] · B[J]ᵀ`,
+ * positions P (2 × count, int32, row-major order) of `S[i, j] ≥ T[i]` and their values V.
  */
 function productAboveModel(dim: number): OnnxModel {
   return {
     nodes: [
       GATHER_QUERIES,
-      { op: "Gemm", inputs: ["Q", "X"], outputs: ["S"], attrs: { transB: 1 } },
+      GATHER_LIST,
+      LIST_PRODUCT,
       { op: "GreaterOrEqual", inputs: ["S", "T"], outputs: ["keep"] },
       { op: "NonZero", inputs: ["keep"], outputs: ["pos64"] },
       { op: "Transpose", inputs: ["pos64"], outputs: ["at"], attrs: { perm: [1, 0] } },
@@ -290,35 +301,40 @@ class IvfSessions {
     return { ids, sims };
   }
 
-  /** `rows` row-major query rows as the tensor the list products gather from (wraps the rows, no copy). */
+  /** `rows` row-major rows as a tensor the list products gather from (wraps the rows, no copy). */
   rowsTensor(data: Float32Array, rows: number): OrtTensor {
     return new this.rt.ort.Tensor("float32", data.subarray(0, rows * this.dim), [rows, this.dim]);
   }
 
-  /** `S = D[ids] · Xᵀ` for the query rows D ({@linkcode queryTensor}) and row-major list rows x (c × dim). */
-  async multiply(d: OrtTensor, ids: Int32Array, x: Float32Array): Promise<Float32Array> {
+  /**
+   * `S = D[ids] · B[list]ᵀ` for the query rows D and the base rows B (both {@linkcode rowsTensor}) and a list's row
+   * ids.
+   */
+  async multiply(d: OrtTensor, ids: Int32Array, opts: { base: OrtTensor; list: Int32Array }): Promise<Float32Array> {
     const { Tensor } = this.rt.ort;
     const out = await this.sessions.product.run({
       D: d,
       I: new Tensor("int32", ids, [ids.length]),
-      X: new Tensor("float32", x, [x.length / this.dim, this.dim]),
+      B: opts.base,
+      J: new Tensor("int32", opts.list, [opts.list.length]),
     });
     return out.S!.data as Float32Array;
   }
 
-  /** The entries of `S = D[ids] · Xᵀ` at or above their row's threshold `t[i]`, in row-major order. */
+  /** The entries of `S = D[ids] · B[list]ᵀ` at or above their row's threshold `t[i]`, in row-major order. */
   async multiplyAbove(
     d: OrtTensor,
     ids: Int32Array,
-    opts: { x: Float32Array; t: Float32Array },
+    opts: { base: OrtTensor; list: Int32Array; t: Float32Array },
   ): Promise<{ rows: Int32Array; cols: Int32Array; sims: Float32Array }> {
     const { Tensor } = this.rt.ort;
-    const { x, t } = opts;
+    const { list, t } = opts;
     const b = ids.length;
     const out = await this.sessions.productAbove.run({
       D: d,
       I: new Tensor("int32", ids, [b]),
-      X: new Tensor("float32", x, [x.length / this.dim, this.dim]),
+      B: opts.base,
+      J: new Tensor("int32", list, [list.length]),
       T: new Tensor("float32", t, [b, 1]),
     });
     const p = out.P!.data as Int32Array, count = p.length / 2;
@@ -551,11 +567,10 @@ const FIRST_PASS_PROBES = 2;
 interface ScanState {
   /** all query rows, as the list products' gather source */
   queryRows: OrtTensor;
-  dim: number;
+  /** all base rows, as the list products' gather source */
+  baseRows: OrtTensor;
   /** base row ids by list */
   lists: ListGroups;
-  /** the base rows in list order (list l: rows lists.start[l]..lists.start[l+1]) */
-  listRows: Float32Array;
   top: RowTopK;
   sessions: IvfSessions;
   tbuf: Float32Array;
@@ -569,25 +584,29 @@ interface ScanState {
  * or above them — the others cannot enter a top-k whose threshold only rises, so the result is the same.
  */
 async function scanPass(state: ScanState, probing: ListGroups, above: boolean): Promise<void> {
-  const { queryRows, dim, lists, listRows, top, sessions, tbuf } = state;
+  const { queryRows, baseRows, lists, top, sessions, tbuf } = state;
   const nlist = lists.start.length - 1;
   const listIds = lists.members, queryIds = probing.members;
   for (let l = 0; l < nlist; l++) {
     const l0 = lists.start[l]!, l1 = lists.start[l + 1]!, len = l1 - l0;
     const p0 = probing.start[l]!, p1 = probing.start[l + 1]!;
     if (len === 0 || p0 === p1) continue;
-    const x = listRows.subarray(l0 * dim, l1 * dim);
+    const list = listIds.subarray(l0, l1);
     const qb = Math.max(1, Math.min(MAX_QUERY_BLOCK, Math.floor(BLOCK_ENTRIES / len)));
     for (let b0 = p0; b0 < p1; b0 += qb) {
       const b1 = Math.min(p1, b0 + qb);
       const ids = queryIds.subarray(b0, b1);
       if (above) {
         for (let r = b0; r < b1; r++) tbuf[r - b0] = top.threshold(queryIds[r]!);
-        const hits = await sessions.multiplyAbove(queryRows, ids, { x, t: tbuf.subarray(0, b1 - b0) });
+        const hits = await sessions.multiplyAbove(queryRows, ids, {
+          base: baseRows,
+          list,
+          t: tbuf.subarray(0, b1 - b0),
+        });
         const { rows, cols, sims } = hits;
         for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, listIds[l0 + cols[t]!]!);
       } else {
-        const s = await sessions.multiply(queryRows, ids, x);
+        const s = await sessions.multiply(queryRows, ids, { base: baseRows, list });
         for (let r = b0; r < b1; r++) {
           top.offerGathered(queryIds[r]!, s, { off: (r - b0) * len, len, ids: listIds, idOff: l0 });
         }
@@ -614,8 +633,13 @@ export interface IvfIndex {
   trainRows: number;
 }
 
-/** Most bytes of a self search's probes kept from the index build for the search (N × nprobe ids). */
-const KEPT_PROBES_BYTES = 1 << 30;
+/**
+ * Most bytes of a self search's probes kept from the index build for the search (N × nprobe ids): 8 GiB, so that
+ * the seed's largest scale keeps them (5.24M rows × 573 16-bit ids = 6.0 GB; with the base rows, 5.4 GB, and the
+ * result, 3.4 GB, the search stays near 15 GB). Keeping them saves ranking every row against every centroid a
+ * second time (at that scale 7.4·10¹³ FLOP, minutes on 2 cores).
+ */
+const KEPT_PROBES_BYTES = 8 * 2 ** 30;
 
 /** An array for `count` list ids out of `nlist`: 16-bit while they fit. */
 function listIds(nlist: number, count: number): Uint16Array | Int32Array {
@@ -626,10 +650,10 @@ function listIds(nlist: number, count: number): Uint16Array | Int32Array {
  * Build the index of `base` (see the module header): k-means on the seeded sample, then every base row's list. The
  * base rows are ranked against the centroids chunk by chunk exactly as a self search ranks its probes (same chunks,
  * same `nprobe`), and a row's list is its first probe: so a self search can take its probes from here instead of
- * ranking every row a second time (`keepProbes`: the ids are returned when they fit in 1 GiB), and a search that
- * ranks its chunks itself (a shard) gets the same probes. Where the ids are not kept (a shard's build, or more than
- * 1 GiB of them: 1.76M rows × 332 probes is 1.2 GB) only each row's nearest centroid is ranked — the same first
- * probe, as the products are the same. A row's list depends on the base and the parameters alone.
+ * ranking every row a second time (`keepProbes`: the ids are returned when they fit in
+ * {@linkcode KEPT_PROBES_BYTES}), and a search that ranks its chunks itself (a shard) gets the same probes. Where the
+ * ids are not kept (a shard's build, or more bytes of them) only each row's nearest centroid is ranked — the same
+ * first probe, as the products are the same. A row's list depends on the base and the parameters alone.
  */
 export async function buildIvfIndex(
   base: Features,
@@ -771,12 +795,7 @@ export async function searchIvf(
   const sessions = await IvfSessions.create(dim);
   try {
     const lists = groupByList(index.lists, { nlist, stride: 1, from: 0, to: 1, r0: 0, r1: base.n });
-    const listRows = gather(base.data, dim, {
-      ids: lists.members,
-      from: 0,
-      to: base.n,
-      out: new Float32Array(base.n * dim),
-    });
+    const baseRows = sessions.rowsTensor(base.data, base.n);
     let largestList = 0, emptyLists = 0;
     for (let l = 0; l < nlist; l++) {
       const len = lists.start[l + 1]! - lists.start[l]!;
@@ -816,9 +835,8 @@ export async function searchIvf(
       const top = new RowTopK(nq, k);
       const state: ScanState = {
         queryRows: sessions.rowsTensor(data, nq),
-        dim,
+        baseRows,
         lists,
-        listRows,
         top,
         sessions,
         tbuf: new Float32Array(Math.min(nq, MAX_QUERY_BLOCK)),
