@@ -51,7 +51,9 @@ import {
   knnArtifactPath,
   type KnnStageMethod,
   type KnnStageOptions,
-  recallAtK,
+  recallAboveRecord,
+  type RecallCounts,
+  recallCounts,
   sampleRows,
   searchMethodOf,
 } from "./knn_source.ts";
@@ -217,12 +219,12 @@ function sameRange(side: SidecarRecord | undefined, range: { start: number; end:
 async function shardRecall(
   features: { n: number; dim: number; data: Float32Array },
   ctx: { graph: KnnGraph; start: number; end: number; k: number; options: KnnStageOptions; t: Timings },
-): Promise<{ sample: number; hits: number; backend?: string } | undefined> {
+): Promise<{ sample: number; hits: number; above: RecallCounts["above"]; backend?: string } | undefined> {
   const { graph, start, end, k, options, t } = ctx;
   const sample = options.recallSample ?? 1000;
   if (sample <= 0) return undefined;
   const rows = sampleRows(features.n, sample).filter((i) => i >= start && i < end);
-  if (rows.length === 0) return { sample: 0, hits: 0 };
+  if (rows.length === 0) return { sample: 0, hits: 0, above: recallCounts(graph, graph, rows).above };
   const dim = features.dim;
   const q = new Float32Array(rows.length * dim);
   rows.forEach((i, t) => q.set(features.data.subarray(i * dim, (i + 1) * dim), t * dim));
@@ -236,9 +238,8 @@ async function shardRecall(
         progress: false,
       }),
   );
-  const local = rows.map((i) => i - start);
-  const recall = recallAtK(graph, ex.graph, local);
-  return { sample: rows.length, hits: Math.round(recall * rows.length * k), backend: ex.backend };
+  const { hits, above } = recallCounts(graph, ex.graph, rows.map((i) => i - start));
+  return { sample: rows.length, hits, above, backend: ex.backend };
 }
 
 /** Options of {@linkcode runKnnMerge}. */
@@ -410,19 +411,30 @@ function checkParts(
   return parts;
 }
 
-/** The unsharded run's recall from the parts' hits on the sample rows each held. */
+/** The unsharded run's recall from the parts' counts on the sample rows each held. */
 function mergedRecall(parts: PartInfo[]): Record<string, unknown> | undefined {
   let sample = 0, hits = 0, k = 0;
   let backend: unknown;
+  const above = new Map<number, { similarity: number; neighbours: number; found: number }>();
   for (const p of parts) {
-    const r = p.side.recall as { sample?: number; hits?: number; backend?: string } | undefined;
+    const r = p.side.recall as
+      | { sample?: number; hits?: number; above?: RecallCounts["above"]; backend?: string }
+      | undefined;
     if (!r) return undefined;
     sample += r.sample ?? 0;
     hits += r.hits ?? 0;
+    for (const a of r.above ?? []) {
+      const sum = above.get(a.similarity) ?? { similarity: a.similarity, neighbours: 0, found: 0 };
+      sum.neighbours += a.neighbours;
+      sum.found += a.found;
+      above.set(a.similarity, sum);
+    }
     k = Number(p.side.k);
     backend ??= r.backend;
   }
-  return sample ? { sample, recallAtK: hits / (sample * k), backend } : undefined;
+  return sample
+    ? { sample, recallAtK: hits / (sample * k), aboveSimilarity: recallAboveRecord([...above.values()]), backend }
+    : undefined;
 }
 
 /** IVF statistics of the merged run: the index's, the scanned share over all rows, the summed query time. */

@@ -90,8 +90,11 @@ export interface BuildKnnResult {
     /** k-means, the base rows' lists, the chunks' probe ranking, the two scan passes */
     phaseSeconds: Record<string, number>;
   };
-  /** recall@k of the HNSW / IVF rows against exact search on a sample (approximate methods only) */
-  recall?: { sample: number; recallAtK: number; backend: string };
+  /**
+   * recall@k of the HNSW / IVF rows against exact search on a sample, and the recall of the exact neighbours at or
+   * above each of {@linkcode RECALL_SIMILARITIES} (approximate methods only)
+   */
+  recall?: { sample: number; recallAtK: number; aboveSimilarity: RecallAbove[]; backend: string };
   /** host round trips and submits of a WebGPU sweep (sidecar `gpu_sweep`) */
   gpu?: GpuSweepStats;
   timings: Timings;
@@ -107,18 +110,77 @@ export function sampleRows(n: number, count: number): Int32Array {
 
 /** Mean |approx row ∩ exact row| / k over the sampled rows (−1 padding never counts). */
 export function recallAtK(approx: KnnGraph, exact: KnnGraph, rows: Int32Array): number {
+  return rows.length ? recallCounts(approx, exact, rows).hits / (rows.length * exact.k) : 1;
+}
+
+/**
+ * Similarity cuts of the recall above a similarity ({@linkcode recallCounts}): the pipeline's lowest (0.6: Infomap's
+ * edges and the lowest proposal threshold), CDP's and the two-set proposals' (0.7), and 0.5 below them all.
+ */
+export const RECALL_SIMILARITIES = [0.5, 0.6, 0.7] as const;
+
+/** What {@linkcode recallCounts} counted. */
+export interface RecallCounts {
+  /** exact neighbours found by the approximate rows, over all sampled rows (recall@k = hits / (rows · k)) */
+  hits: number;
+  /**
+   * Per similarity cut of {@linkcode RECALL_SIMILARITIES}: the exact neighbours at or above it and how many of them
+   * the approximate rows hold. A row's last neighbours are often far below every cut the methods use; these say
+   * whether the ones that can form an edge were found.
+   */
+  above: { similarity: number; neighbours: number; found: number }[];
+}
+
+/**
+ * Compare approximate rows with exact rows of the sampled rows (`exact` row t is row `rows[t]`; similarity = 1 −
+ * distance): recall@k hits, and per similarity cut the exact neighbours at or above it and how many were found.
+ * −1 padding never counts.
+ */
+export function recallCounts(approx: KnnGraph, exact: KnnGraph, rows: Int32Array): RecallCounts {
   const k = exact.k;
-  let hit = 0;
+  let hits = 0;
+  const above = RECALL_SIMILARITIES.map((similarity) => ({ similarity, neighbours: 0, found: 0 }));
+  const got = new Set<number>();
   for (let t = 0; t < rows.length; t++) {
     const i = rows[t]!;
-    const want = new Set<number>();
-    for (let j = 0; j < k; j++) want.add(exact.nbrs[t * k + j]!);
+    got.clear();
     for (let j = 0; j < approx.k; j++) {
       const id = approx.nbrs[i * approx.k + j]!;
-      if (id >= 0 && want.has(id)) hit++;
+      if (id >= 0) got.add(id);
+    }
+    for (let j = 0; j < k; j++) {
+      const id = exact.nbrs[t * k + j]!;
+      if (id < 0) continue;
+      const found = got.has(id);
+      if (found) hits++;
+      const sim = 1 - exact.dists[t * k + j]!;
+      for (const a of above) {
+        if (sim >= a.similarity) {
+          a.neighbours++;
+          if (found) a.found++;
+        }
+      }
     }
   }
-  return rows.length ? hit / (rows.length * k) : 1;
+  return { hits, above };
+}
+
+/** The sidecar's recall above each similarity cut, from counts summed over the sampled rows. */
+export function recallAboveRecord(above: RecallCounts["above"]): RecallAbove[] {
+  return above.map(({ similarity, neighbours, found }) => ({
+    similarity,
+    neighbours,
+    recall: neighbours ? Number((found / neighbours).toFixed(6)) : 1,
+  }));
+}
+
+/** Recall of the exact neighbours at or above a similarity, as sidecars record it. */
+export interface RecallAbove {
+  similarity: number;
+  /** exact neighbours at or above the similarity, over all sampled rows */
+  neighbours: number;
+  /** the share of them the approximate rows hold */
+  recall: number;
 }
 
 /**
@@ -189,7 +251,13 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
       () =>
         exactKnn(features, { k, backend, queries: { data: q, n: rows.length, dim: features.dim }, progress: false }),
     );
-    result.recall = { sample: rows.length, recallAtK: recallAtK(graph, ex.graph, rows), backend: ex.backend };
+    const counts = recallCounts(graph, ex.graph, rows);
+    result.recall = {
+      sample: rows.length,
+      recallAtK: rows.length ? counts.hits / (rows.length * k) : 1,
+      aboveSimilarity: recallAboveRecord(counts.above),
+      backend: ex.backend,
+    };
   }
   return result;
 }

@@ -303,6 +303,9 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     // every list probed: exact rows, recall 1
     assert.deepEqual(side.recall.sample, 300);
     assert.equal(side.recall.recallAtK, 1);
+    // and every exact neighbour above each similarity cut found; the clustered rows have some above every cut
+    assert.deepEqual(side.recall.aboveSimilarity.map((a: { similarity: number }) => a.similarity), [0.5, 0.6, 0.7]);
+    for (const a of side.recall.aboveSimilarity) assert.ok(a.recall === 1 && a.neighbours > 0, JSON.stringify(a));
     assert.equal(side.ivf.scanned_fraction, 1);
     // where the time went: the five phases, summing to the build and the query time (to the sidecar's rounding)
     const phases = side.ivf.phase_seconds;

@@ -331,6 +331,7 @@ Deno.test("knn IVF: shards over the shared index + merge = unsharded file, byte 
     await runKnnMerge({ prefix: dir, name: "a", k: 10, method: "ivf", shards: 7 });
     const merged = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
     assert.deepEqual(merged.recall, unsharded.recall);
+    assert.equal(merged.recall.aboveSimilarity.length, 3);
     assert.ok(merged.recall.recallAtK > 0.5 && merged.recall.recallAtK <= 1);
     assert.equal(merged.ivf.scanned_fraction, unsharded.ivf.scanned_fraction);
     // more shards than chunks: refused

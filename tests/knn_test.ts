@@ -10,7 +10,7 @@ import { LtcError } from "../shared/errors.ts";
 import { type Features, readFeatures, writeFeatures } from "../shared/features.ts";
 import { type KnnGraph, knnToArray, readKnn, writeKnn } from "../shared/knn_file.ts";
 import { writeNpz } from "../shared/npy.ts";
-import { buildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
+import { buildKnn, recallAtK, recallCounts, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { getGpu } from "../gpu/device.ts";
 import { knnJs, pairsJs } from "../gpu/knn/cpu_js.ts";
 import { hnswKnn } from "../gpu/knn/hnsw.ts";
@@ -517,4 +517,32 @@ Deno.test("knn: bad input ends in one clear error", async () => {
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("recall counts: recall@k hits, and the exact neighbours above each similarity cut and how many were found", () => {
+  // 3 rows, k 4; exact rows of sampled rows 0 and 2 (similarities 0.9, 0.65, 0.55, 0.3 and 0.8, 0.72, 0.61, 0.4)
+  const exact: KnnGraph = {
+    n: 2,
+    k: 4,
+    nbrs: Int32Array.of(0, 1, 2, 9, 2, 5, 6, 7),
+    dists: Float32Array.from([0.9, 0.65, 0.55, 0.3, 0.8, 0.72, 0.61, 0.4], (s) => 1 - s),
+  };
+  // approximate rows: row 0 misses 2 (0.55) and 9 (0.3); row 1 is not sampled; row 2 misses 5 (0.72), pads with −1
+  const approx: KnnGraph = {
+    n: 3,
+    k: 4,
+    nbrs: Int32Array.of(0, 1, 4, 3, 0, 1, 2, 3, 2, 7, 6, -1),
+    dists: new Float32Array(12),
+  };
+  const c = recallCounts(approx, exact, Int32Array.of(0, 2));
+  assert.equal(c.hits, 5);
+  assert.equal(recallAtK(approx, exact, Int32Array.of(0, 2)), 5 / 8);
+  assert.deepEqual(c.above, [
+    // ≥ 0.5: 0.9 0.65 0.55 | 0.8 0.72 0.61 → found 0.9 0.65 | 0.8 0.61
+    { similarity: 0.5, neighbours: 6, found: 4 },
+    // ≥ 0.6: 0.9 0.65 | 0.8 0.72 0.61 → found 0.9 0.65 | 0.8 0.61 (no similarity sits on a cut: 1 − d rounds)
+    { similarity: 0.6, neighbours: 5, found: 4 },
+    // ≥ 0.7: 0.9 | 0.8 0.72 → found 0.9 | 0.8
+    { similarity: 0.7, neighbours: 3, found: 2 },
+  ]);
 });
