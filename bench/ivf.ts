@@ -15,7 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import type { Features } from "../shared/features.ts";
-import { recallAtK, sampleRows } from "../cluster/knn_source.ts";
+import { recallAboveRecord, recallAtK, recallCounts, sampleRows } from "../cluster/knn_source.ts";
 import { benchFeatures, peakRss } from "./knn.ts";
 import { exactKnn, hnswKnn, ivfKnn } from "../gpu/knn/mod.ts";
 
@@ -95,6 +95,8 @@ export async function run(args: string[]): Promise<void> {
     });
     const secs = (performance.now() - ti) / 1000;
     const recall = recallAtK({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows);
+    const above = recallAboveRecord(recallCounts({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows).above)
+      .map((a) => `≥ ${a.similarity}: ${a.recall.toFixed(4)} of ${a.neighbours}`).join(", ");
     const p = r.params, s = r.stats, ph = r.phaseSeconds;
     console.log(
       `IVF (${r.label}) nlist ${p.nlist} nprobe ${p.nprobe} (train ${s.trainRows} rows: ${p.coarse} coarse, then ${p.iterations} it; ` +
@@ -103,6 +105,7 @@ export async function run(args: string[]): Promise<void> {
           secs.toFixed(1)
         } s; recall@${k} ${recall.toFixed(4)} on ${rows.length} rows; exact / IVF = ${(exSecs / secs).toFixed(1)}×`,
     );
+    console.log(`  recall of the exact neighbours at or above a similarity: ${above}`);
     console.log(
       `  phases: train ${ph.train.toFixed(1)} s, assign ${ph.assign.toFixed(1)} s, rank probes ${
         ph.rank.toFixed(1)
