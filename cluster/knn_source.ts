@@ -94,7 +94,7 @@ export interface BuildKnnResult {
    * recall@k of the HNSW / IVF rows against exact search on a sample, and the recall of the exact neighbours at or
    * above each of {@linkcode RECALL_SIMILARITIES} (approximate methods only)
    */
-  recall?: { sample: number; recallAtK: number; aboveSimilarity: RecallAbove[]; backend: string };
+  recall?: KnnRecall;
   /** host round trips and submits of a WebGPU sweep (sidecar `gpu_sweep`) */
   gpu?: GpuSweepStats;
   timings: Timings;
@@ -240,26 +240,57 @@ export async function buildKnn(features: Features, options: BuildKnnOptions): Pr
       timings,
     };
   }
-  const graph = result.graph;
   const sample = options.recallSample ?? 1000;
   if (sample > 0) {
-    const rows = sampleRows(features.n, sample);
-    const q = new Float32Array(rows.length * features.dim);
-    rows.forEach((i, t) => q.set(features.data.subarray(i * features.dim, (i + 1) * features.dim), t * features.dim));
-    const ex = await timings.stepAsync(
+    result.recall = await timings.stepAsync(
       "recall_exact_sample",
-      () =>
-        exactKnn(features, { k, backend, queries: { data: q, n: rows.length, dim: features.dim }, progress: false }),
+      () => measureRecall(result.graph, features, { sample, backend }),
     );
-    const counts = recallCounts(graph, ex.graph, rows);
-    result.recall = {
-      sample: rows.length,
-      recallAtK: rows.length ? counts.hits / (rows.length * k) : 1,
-      aboveSimilarity: recallAboveRecord(counts.above),
-      backend: ex.backend,
-    };
   }
   return result;
+}
+
+/** Recall of a kNN graph against exact search on sampled rows, as sidecars record it. */
+export interface KnnRecall {
+  /** rows compared */
+  sample: number;
+  recallAtK: number;
+  /** per cut of {@linkcode RECALL_SIMILARITIES}: the exact neighbours at or above it, the share found */
+  aboveSimilarity: RecallAbove[];
+  /** which backend ran the exact search */
+  backend: string;
+}
+
+/**
+ * Recall of `graph` (e.g. an approximate kNN file) against exact inner-product search of `sample` evenly spaced rows
+ * ({@linkcode sampleRows}) of `features` (rows prepared as the graph's were: normalised or not), with the graph's k.
+ */
+export async function measureRecall(
+  graph: KnnGraph,
+  features: Features,
+  options: { sample: number; backend?: BackendChoice },
+): Promise<KnnRecall> {
+  if (graph.n !== features.n) {
+    throw new LtcError(`knn recall: the kNN graph has ${graph.n} rows but the features have ${features.n}`);
+  }
+  const { k } = graph, dim = features.dim;
+  if (k >= features.n) throw new LtcError(`knn recall: k = ${k} must be smaller than the rows (${features.n})`);
+  const rows = sampleRows(features.n, options.sample);
+  const q = new Float32Array(rows.length * dim);
+  rows.forEach((i, t) => q.set(features.data.subarray(i * dim, (i + 1) * dim), t * dim));
+  const ex = await exactKnn(features, {
+    k,
+    backend: options.backend ?? "auto",
+    queries: { data: q, n: rows.length, dim },
+    progress: false,
+  });
+  const counts = recallCounts(graph, ex.graph, rows);
+  return {
+    sample: rows.length,
+    recallAtK: rows.length ? counts.hits / (rows.length * k) : 1,
+    aboveSimilarity: recallAboveRecord(counts.above),
+    backend: ex.backend,
+  };
 }
 
 /** Options of {@linkcode runKnnStage}. */

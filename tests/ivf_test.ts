@@ -13,7 +13,7 @@ import { FeatureCache, loadOrBuildKnn, recallAtK, runKnnStage, sampleRows } from
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { defaultNlist, defaultNprobe, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
 import { buildIvfIndex, ivfBuildProducts, searchIvf, shareLists, trainIvfCentroids } from "../gpu/knn/ivf.ts";
-import { tempDir } from "./_helpers.ts";
+import { runStage, tempDir } from "./_helpers.ts";
 
 /** Seeded Gaussian rows, L2-normalised, with `dupes` copies of earlier rows (exact ties). */
 function rows(n: number, dim: number, options: { seed: number; dupes?: number }): Features {
@@ -351,6 +351,55 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     const side3 = JSON.parse(Deno.readTextFileSync(`${path}.meta.json`));
     assert.equal(side3.params.method, "ivf");
     assert.equal(side3.params.ivf.nprobe, defaultNprobe(defaultNlist(f.n)));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("knn-recall stage: measures a kNN file again as the kNN stage's sidecar records it; bad input, one error", async () => {
+  const dir = tempDir();
+  try {
+    Deno.mkdirSync(join(dir, "features"));
+    const featPath = join(dir, "features", "c.bin");
+    writeFeatures(featPath, clustered(40).data);
+    // few lists probed: recall@k below 1
+    const built = await runKnnStage({
+      prefix: dir,
+      name: "c",
+      k: 20,
+      dim: 64,
+      method: "ivf",
+      backend: "cpu",
+      ivf: { nlist: 50, nprobe: 2 },
+      recallSample: 300,
+      progress: false,
+    });
+    const side = JSON.parse(Deno.readTextFileSync(`${built.path}.meta.json`));
+    assert.ok(side.recall.recallAtK < 1, JSON.stringify(side.recall));
+    const json = join(dir, "recall.json");
+    const common = ["--knn-path", built.path, "--dim", "64", "--backend", "cpu"];
+    const run = await runStage("knn_recall.ts", [
+      ...common,
+      "--feat-path",
+      featPath,
+      "--sample",
+      "300",
+      "--json",
+      json,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const got = JSON.parse(Deno.readTextFileSync(json));
+    assert.deepEqual(got, side.recall);
+    assert.match(run.stdout, new RegExp(`recall@20 ${side.recall.recallAtK.toFixed(4)}`));
+    assert.match(run.stdout, /similarity ≥ 0\.6: /);
+    // features of another row count: one error naming the features file
+    const other = join(dir, "features", "other.bin");
+    writeFeatures(other, clustered(41).data);
+    const bad = await runStage("knn_recall.ts", [...common, "--feat-path", other]);
+    assert.equal(bad.code, 2);
+    const lines = bad.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, bad.stderr);
+    assert.match(lines[0]!, /other\.bin/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
