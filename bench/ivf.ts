@@ -94,8 +94,9 @@ export async function run(args: string[]): Promise<void> {
       trainPerList: values["train-per-list"] === undefined ? undefined : Number(values["train-per-list"]),
     });
     const secs = (performance.now() - ti) / 1000;
-    const recall = recallAtK({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows);
-    const above = recallAboveRecord(recallCounts({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows).above)
+    const counts = recallCounts({ n, k, nbrs: r.nbrs, dists: r.dists }, ex.graph, rows);
+    const recall = counts.hits / (rows.length * k);
+    const above = recallAboveRecord(counts.above)
       .map((a) => `≥ ${a.similarity}: ${a.recall.toFixed(4)} of ${a.neighbours}`).join(", ");
     const p = r.params, s = r.stats, ph = r.phaseSeconds;
     console.log(

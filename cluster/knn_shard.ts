@@ -45,6 +45,7 @@ import { type KnnGraph, readKnnPart, writeKnn, writeKnnPart } from "../shared/kn
 import { log } from "../shared/progress.ts";
 import { exactKnn, ivfParams } from "../gpu/knn/mod.ts";
 import {
+  exactRecallCounts,
   FeatureCache,
   type FeatureSource,
   knnArtifactParams,
@@ -181,7 +182,7 @@ export async function runKnnShard(options: KnnStageOptions & { shard: string }):
     graph = r.graph;
     backend = r.backend;
   }
-  const recall = search === "ivf" ? await shardRecall(features, { graph, start, end, k, options, t }) : undefined;
+  const recall = search === "ivf" ? await shardRecall(features, { graph, start, end, options, t }) : undefined;
   cache.release();
   markInProgress(path, "knn-part");
   await t.stepAsync("write", () => writeKnnPart(path, { graph, start, end, total: n }));
@@ -218,28 +219,18 @@ function sameRange(side: SidecarRecord | undefined, range: { start: number; end:
  */
 async function shardRecall(
   features: { n: number; dim: number; data: Float32Array },
-  ctx: { graph: KnnGraph; start: number; end: number; k: number; options: KnnStageOptions; t: Timings },
+  ctx: { graph: KnnGraph; start: number; end: number; options: KnnStageOptions; t: Timings },
 ): Promise<{ sample: number; hits: number; above: RecallCounts["above"]; backend?: string } | undefined> {
-  const { graph, start, end, k, options, t } = ctx;
+  const { graph, start, end, options, t } = ctx;
   const sample = options.recallSample ?? 1000;
   if (sample <= 0) return undefined;
   const rows = sampleRows(features.n, sample).filter((i) => i >= start && i < end);
   if (rows.length === 0) return { sample: 0, hits: 0, above: recallCounts(graph, graph, rows).above };
-  const dim = features.dim;
-  const q = new Float32Array(rows.length * dim);
-  rows.forEach((i, t) => q.set(features.data.subarray(i * dim, (i + 1) * dim), t * dim));
-  const ex = await t.stepAsync(
+  const { counts, backend } = await t.stepAsync(
     "recall_exact_sample",
-    () =>
-      exactKnn(features, {
-        k,
-        backend: options.backend ?? "auto",
-        queries: { data: q, n: rows.length, dim },
-        progress: false,
-      }),
+    () => exactRecallCounts(graph, features, { rows, rowOffset: start, backend: options.backend }),
   );
-  const { hits, above } = recallCounts(graph, ex.graph, rows.map((i) => i - start));
-  return { sample: rows.length, hits, above, backend: ex.backend };
+  return { sample: rows.length, hits: counts.hits, above: counts.above, backend };
 }
 
 /** Options of {@linkcode runKnnMerge}. */

@@ -273,24 +273,38 @@ export async function measureRecall(
   if (graph.n !== features.n) {
     throw new LtcError(`knn recall: the kNN graph has ${graph.n} rows but the features have ${features.n}`);
   }
-  const { k } = graph, dim = features.dim;
+  const { k } = graph;
   if (k >= features.n) throw new LtcError(`knn recall: k = ${k} must be smaller than the rows (${features.n})`);
   const rows = sampleRows(features.n, options.sample);
-  const q = new Float32Array(rows.length * dim);
-  rows.forEach((i, t) => q.set(features.data.subarray(i * dim, (i + 1) * dim), t * dim));
-  const ex = await exactKnn(features, {
-    k,
-    backend: options.backend ?? "auto",
-    queries: { data: q, n: rows.length, dim },
-    progress: false,
-  });
-  const counts = recallCounts(graph, ex.graph, rows);
+  const { counts, backend } = await exactRecallCounts(graph, features, { rows, backend: options.backend });
   return {
     sample: rows.length,
     recallAtK: rows.length ? counts.hits / (rows.length * k) : 1,
     aboveSimilarity: recallAboveRecord(counts.above),
-    backend: ex.backend,
+    backend,
   };
+}
+
+/**
+ * Exact inner-product search of feature rows `rows` (k = the graph's) and {@linkcode recallCounts} of the graph's
+ * rows against it; the graph holds rows from `rowOffset` on (a shard's part: default 0, all rows).
+ */
+export async function exactRecallCounts(
+  graph: KnnGraph,
+  features: Features,
+  options: { rows: Int32Array; rowOffset?: number; backend?: BackendChoice },
+): Promise<{ counts: RecallCounts; backend: string }> {
+  const { rows } = options, dim = features.dim, offset = options.rowOffset ?? 0;
+  const q = new Float32Array(rows.length * dim);
+  rows.forEach((i, t) => q.set(features.data.subarray(i * dim, (i + 1) * dim), t * dim));
+  const ex = await exactKnn(features, {
+    k: graph.k,
+    backend: options.backend ?? "auto",
+    queries: { data: q, n: rows.length, dim },
+    progress: false,
+  });
+  const local = offset ? rows.map((i) => i - offset) : rows;
+  return { counts: recallCounts(graph, ex.graph, local), backend: ex.backend };
 }
 
 /** Options of {@linkcode runKnnStage}. */
