@@ -1,10 +1,12 @@
 /**
  * Benchmark: approximate kNN with the IVF index (gpu/knn/ivf.ts) against the exact CPU twin (onnxruntime SGEMM),
- * both measured in this run on the same rows: time ratio exact / IVF and recall@k of IVF against exact, per nprobe;
+ * both measured in this run on the same rows: time ratio exact / IVF and recall@k of IVF against exact, per nprobe
+ * and second-pass screen (`--screen-bits 8,32`: 8-bit screening with rescoring vs float32 products);
  * optionally HNSW (hnswlib-wasm, 2 worker shards) on the same rows as a second comparison point.
  *
  *     deno run -A bench/ivf.ts [--n 98279] [--dim 256] [--k 80] [--features FILE.bin] [--nlist L]
- *                              [--nprobe P[,P…]] [--exact-sample S] [--iterations I] [--coarse C] [--train-per-list T] [--hnsw]
+ *                              [--nprobe P[,P…]] [--screen-bits B[,B…]] [--exact-sample S] [--iterations I] [--coarse C]
+ *                              [--train-per-list T] [--hnsw]
  *
  * Data: the synthetic benchmark generator (stages/synth.ts), first `--n` rows, or `--features`. Exact search runs on
  * every row by default (recall over all rows). With `--exact-sample S` it runs on S evenly spaced query rows only:
@@ -37,6 +39,7 @@ export async function run(args: string[]): Promise<void> {
       features: { type: "string" },
       nlist: { type: "string" },
       nprobe: { type: "string" },
+      "screen-bits": { type: "string" },
       "exact-sample": { type: "string" },
       iterations: { type: "string" },
       coarse: { type: "string" },
@@ -83,12 +86,14 @@ export async function run(args: string[]): Promise<void> {
   }
 
   const nprobes = values.nprobe === undefined ? [undefined] : values.nprobe.split(",").map(Number);
-  for (const nprobe of nprobes) {
+  const screens = (values["screen-bits"] ?? "8").split(",").map(Number);
+  for (const [nprobe, screenBits] of nprobes.flatMap((p) => screens.map((b) => [p, b] as const))) {
     const ti = performance.now();
     const r = await ivfKnn(f, {
       k,
       nlist: values.nlist === undefined ? undefined : Number(values.nlist),
       nprobe,
+      screenBits,
       iterations: values.iterations === undefined ? undefined : Number(values.iterations),
       coarse: values.coarse === undefined ? undefined : Number(values.coarse),
       trainPerList: values["train-per-list"] === undefined ? undefined : Number(values["train-per-list"]),
@@ -100,7 +105,7 @@ export async function run(args: string[]): Promise<void> {
       .map((a) => `≥ ${a.similarity}: ${a.recall.toFixed(4)} of ${a.neighbours}`).join(", ");
     const p = r.params, s = r.stats, ph = r.phaseSeconds;
     console.log(
-      `IVF (${r.label}) nlist ${p.nlist} nprobe ${p.nprobe} (train ${s.trainRows} rows: ${p.coarse} coarse, then ${p.iterations} it; ` +
+      `IVF (${r.label}) nlist ${p.nlist} nprobe ${p.nprobe} screen ${p.screenBits}-bit (train ${s.trainRows} rows: ${p.coarse} coarse, then ${p.iterations} it; ` +
         `largest list ${s.largestList}, ${s.emptyLists} empty; scanned ${(100 * s.scannedFraction).toFixed(2)}% ` +
         `of pairs): build ${r.buildSeconds.toFixed(1)} s + query ${r.querySeconds.toFixed(1)} s = ${
           secs.toFixed(1)
@@ -108,9 +113,11 @@ export async function run(args: string[]): Promise<void> {
     );
     console.log(`  recall of the exact neighbours at or above a similarity: ${above}`);
     console.log(
-      `  phases: train ${ph.train.toFixed(1)} s, assign ${ph.assign.toFixed(1)} s, rank probes ${
-        ph.rank.toFixed(1)
-      } s, first pass ${ph.firstPass.toFixed(1)} s, second pass ${ph.secondPass.toFixed(1)} s`,
+      `  phases: train ${ph.train.toFixed(1)} s, assign ${ph.assign.toFixed(1)} s, quantize ${
+        ph.quantize.toFixed(1)
+      } s, rank probes ${ph.rank.toFixed(1)} s, first pass ${ph.firstPass.toFixed(1)} s, second pass ${
+        ph.secondPass.toFixed(1)
+      } s`,
     );
   }
 

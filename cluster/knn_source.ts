@@ -49,7 +49,7 @@ export type KnnStageMethod = typeof KNN_STAGE_METHODS[number];
 /** IVF parameters of the kNN stage (see gpu/knn/ivf.ts; defaults from `ivfParams`). */
 export type IvfStageOptions = Pick<
   IvfOptions,
-  "nlist" | "nprobe" | "chunkRows" | "trainPerList" | "iterations" | "coarse" | "seed"
+  "nlist" | "nprobe" | "chunkRows" | "trainPerList" | "iterations" | "coarse" | "seed" | "screenBits"
 >;
 
 /** The search a kNN method (file stem) stands for: `faiss` is exact search. */

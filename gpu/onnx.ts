@@ -7,7 +7,7 @@
  */
 
 /** ONNX tensor element types used here (TensorProto.DataType). */
-export const OnnxType = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
+export const OnnxType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 
 /** An attribute value: a number is an INT, a number[] is INTS, `{ float }` is a FLOAT. */
 export type AttrValue = number | number[] | { float: number };
@@ -32,7 +32,7 @@ export interface OnnxInitializer {
   name: string;
   type: number;
   dims: number[];
-  data: Float32Array | BigInt64Array | Int32Array;
+  data: Float32Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 }
 
 /** A whole model: one graph at one default-domain opset (default 17). */

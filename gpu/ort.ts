@@ -31,8 +31,8 @@ export interface OrtSession {
 /** The slice of the onnxruntime JS API used here (shared by onnxruntime-node and onnxruntime-web). */
 export interface OrtApi {
   Tensor: new (
-    type: "float32" | "int32" | "int64",
-    data: Float32Array | Int32Array | BigInt64Array,
+    type: "float32" | "int32" | "int64" | "uint8" | "int8",
+    data: Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array,
     dims: number[],
   ) => OrtTensor;
   InferenceSession: { create(model: Uint8Array, options?: Record<string, unknown>): Promise<OrtSession> };

@@ -3,7 +3,7 @@
  *
  *     deno task knn --prefix DIR --name NAME [--k 80] [--method exact|hnsw|ivf] [--backend auto|webgpu|cpu]
  *                   [--dim 256] [--no-normalize] [--center] [--force] [--nlist L] [--nprobe P]
- *                   [--ivf-chunk Q] [--shard I/S] [--build-index]
+ *                   [--ivf-chunk Q] [--ivf-screen-bits 8|32] [--shard I/S] [--build-index]
  *
  * Reads `DIR/features/NAME.bin` (L2-normalised on load unless `--no-normalize`; `--center` subtracts the mean
  * first) and writes `DIR/knns/NAME/faiss_k_<k>.npz` (exact, interchangeable with the original's faiss IndexFlatIP
@@ -15,7 +15,8 @@
  *
  * `ivf` is an inverted-file index (gpu/knn/ivf.ts): `--nlist` coarse k-means lists (default 12·√N), each row
  * scanning the `--nprobe` lists nearest to it (default nlist / 48, at least 32: recall@80 ≥ 0.99 on the synthetic
- * benchmark at 98K and 584K rows), query rows searched in chunks of `--ivf-chunk` (default max(8192, 4·nlist)).
+ * benchmark at 98K and 584K rows), query rows searched in chunks of `--ivf-chunk` (default max(8192, 4·nlist)),
+ * the later probes screened by 8-bit products and rescored (`--ivf-screen-bits 8`, default; 32: float32 products).
  * Downstream stages read its file with `--knn-method ivf`.
  *
  * Sharding (exact and IVF; cluster/knn_shard.ts): `--shard I/S` computes only query rows [⌊I·N/S⌋, ⌊(I+1)·N/S⌋)
@@ -59,6 +60,10 @@ export const KNN_CLI: CliSpec = {
       type: "int",
       help: "IVF: query rows searched together (default max(8192, 4·nlist)); shards: whole chunks",
     },
+    "ivf-screen-bits": {
+      type: "int",
+      help: "IVF: bits of the second pass's screening products, 8 (rescored exactly) or 32 (default 8)",
+    },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
     shard: { type: "string", help: "I/S: only shard I of S of the query rows, into a part file (exact, ivf)" },
     "build-index": { type: "boolean", help: "IVF: build the shared index DIR/knns/NAME/ivf_index.npz only" },
@@ -83,7 +88,12 @@ export function optionsFromArgs(args: CliArgs): KnnStageOptions {
       ef: args.optNum("ef"),
       shards: args.num("shards"),
     },
-    ivf: { nlist: args.optNum("nlist"), nprobe: args.optNum("nprobe"), chunkRows: args.optNum("ivf-chunk") },
+    ivf: {
+      nlist: args.optNum("nlist"),
+      nprobe: args.optNum("nprobe"),
+      chunkRows: args.optNum("ivf-chunk"),
+      screenBits: args.optNum("ivf-screen-bits"),
+    },
     recallSample: args.num("recall-sample"),
   };
 }

@@ -45,7 +45,7 @@ Deno.test("ivf: probing every list gives exact search's rows, ties and distances
   // similarities are bit-identical to exact search's
   const f = rows(1500, 24, { seed: 1, dupes: 150 });
   const want = await exactKnn(f, { k: 25, backend: "cpu", progress: false });
-  const got = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30 });
+  const got = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30, screenBits: 32 });
   assert.deepEqual(got.nbrs, want.graph.nbrs);
   assert.deepEqual(got.dists, want.graph.dists);
   assert.equal(got.stats.scannedFraction, 1);
@@ -53,13 +53,15 @@ Deno.test("ivf: probing every list gives exact search's rows, ties and distances
   const queries = rows(300, 24, { seed: 2, dupes: 0 });
   queries.data.set(f.data.subarray(0, 50 * 24));
   const wantQ = await exactKnn(f, { k: 25, backend: "cpu", queries, progress: false });
-  const gotQ = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30, queries });
+  const gotQ = await ivfKnn(f, { k: 25, nlist: 30, nprobe: 30, queries, screenBits: 32 });
   assert.deepEqual(gotQ.nbrs, wantQ.graph.nbrs);
   assert.deepEqual(gotQ.dists, wantQ.graph.dists);
   // at 256 dimensions narrow list products may split the sums differently: the last bit can differ
   const wide = rows(1200, 256, { seed: 3 });
   const wantWide = await exactKnn(wide, { k: 30, backend: "cpu", progress: false });
-  assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20 }), wantWide.graph, "dim 256");
+  assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20, screenBits: 32 }), wantWide.graph, "dim 256");
+  // the 8-bit screen rescores its pairs in float32: the same rows, distances within rounding
+  assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20 }), wantWide.graph, "dim 256, 8-bit screen");
 });
 
 Deno.test("ivf: deterministic for a seed; every row finds itself first or tied at the top", async () => {
@@ -75,6 +77,7 @@ Deno.test("ivf: deterministic for a seed; every row finds itself first or tied a
     iterations: 2,
     coarse: 4,
     seed: 7,
+    screenBits: 8,
   });
   // many small query chunks give the same rows (other block shapes: last bits may differ)
   const c = await ivfKnn(f, { k: 10, nlist: 20, nprobe: 3, seed: 7, chunkRows: 100 });
@@ -225,6 +228,7 @@ Deno.test("ivf: the registry opens it by name with its parameters", async () => 
     iterations: 2,
     coarse: 3,
     seed: 100,
+    screenBits: 8,
   });
   await assert.rejects(
     openKnnIndex("ivf", { ef: 4 }),
@@ -244,6 +248,7 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
   await rejects({ nlist: 10, coarse: 11 }, /ivf: coarse \(11\) exceeds nlist \(10\)/);
   await rejects({ iterations: -1 }, /ivf: iterations must be an integer ≥ 0/);
   await rejects({ k: 101 }, /ivf: k = 101 exceeds the number of base rows \(100\)/);
+  await rejects({ screenBits: 16 }, /ivf: screenBits must be 8 or 32, got 16/);
   await assert.rejects(
     ivfKnn(f, { k: 5, queries: rows(3, 4, { seed: 1 }) }),
     (e: Error) => e instanceof LtcError && /queries have dim 4 but the base has dim 8/.test(e.message),
@@ -258,6 +263,7 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     iterations: 2,
     coarse: 10,
     seed: 100,
+    screenBits: 8,
   });
   assert.deepEqual(ivfParams(10_000, {}), {
     nlist: 1200,
@@ -267,6 +273,7 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     iterations: 2,
     coarse: 35,
     seed: 100,
+    screenBits: 8,
   });
   assert.deepEqual([ivfParams(98279, {}).nprobe, ivfParams(584013, {}).nprobe], [79, 192]);
 });
@@ -298,6 +305,7 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
       iterations: 2,
       coarse: 7,
       seed: 100,
+      screenBits: 8,
     });
     assert.match(side.backend, /^cpu \(ivf, onnxruntime/);
     // every list probed: exact rows, recall 1
@@ -307,11 +315,11 @@ Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list stati
     assert.deepEqual(side.recall.aboveSimilarity.map((a: { similarity: number }) => a.similarity), [0.5, 0.6, 0.7]);
     for (const a of side.recall.aboveSimilarity) assert.ok(a.recall === 1 && a.neighbours > 0, JSON.stringify(a));
     assert.equal(side.ivf.scanned_fraction, 1);
-    // where the time went: the five phases, summing to the build and the query time (to the sidecar's rounding)
+    // where the time went: the six phases, summing to the build and the query time (to the sidecar's rounding)
     const phases = side.ivf.phase_seconds;
-    assert.deepEqual(Object.keys(phases).sort(), ["assign", "firstPass", "rank", "secondPass", "train"]);
+    assert.deepEqual(Object.keys(phases).sort(), ["assign", "firstPass", "quantize", "rank", "secondPass", "train"]);
     assert.ok(Math.abs(phases.train + phases.assign - side.ivf.build_seconds) < 0.02, JSON.stringify(side.ivf));
-    assert.ok(phases.rank + phases.firstPass + phases.secondPass <= side.ivf.query_seconds + 0.02);
+    assert.ok(phases.quantize + phases.rank + phases.firstPass + phases.secondPass <= side.ivf.query_seconds + 0.03);
     const want = await exactKnn(f, { k: 20, backend: "cpu", progress: false });
     assert.deepEqual(readKnn(out.path).nbrs, want.graph.nbrs);
     const again = await runKnnStage({

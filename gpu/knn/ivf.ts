@@ -22,8 +22,21 @@
  * nearest lists (they hold most of its neighbours, so its top-k threshold is near its final value afterwards), then
  * the other probes with the queries' thresholds fed to the graph, which returns only the entries at or above them.
  *
+ * With `screenBits` 8 (the default; gpu/knn/int8.ts) the second pass and the probe ranking use 8-bit products
+ * (onnxruntime's u8 × s8 MatMulInteger, about twice the float32 SGEMM's rate here). Second pass: base and query rows
+ * rounded to int8 at one scale, the base stored list by list transposed (a product takes its list as a view), the
+ * integer products screen the pairs within a margin (8 standard deviations of the rounding error) of their row's
+ * threshold, and the graph rescores those pairs in float32 (their rows gathered, multiplied, summed). On the same
+ * probes the rows equal the float32 scan's but for the last bit of rescored similarities (a sum in another order)
+ * and so the order of near-ties (tests/int8_test.ts). Probe ranking: rows and centroids rounded, TopK over the
+ * integer products — centroids within the rounding of each other may swap ranks, which moves a row's list or last
+ * probes now and then (recall unchanged in tests and benchmarks). At scale-9 geometry (lists of ~190 rows) the
+ * second pass took 0.6 and the ranking 0.65 of their float32 times (1M-row subset, `exp`-style A/B in the issue
+ * note). `screenBits` 32 keeps float32 products throughout (and with `nprobe = nlist` exact search's rows, bit for
+ * bit below 128 dimensions).
+ *
  * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
- * assignments, the base rows' lists and the queries' probes. When the queries are the base rows, a row's own list
+ * assignments, and (float32 or 8-bit, {@linkcode probeRanker}) for the base rows' lists and the queries' probes. When the queries are the base rows, a row's own list
  * is put first among its probes, so a row always finds itself (as faiss's IVF does). The base rows' lists come from
  * ranking them chunk by chunk as a self search ranks its probes (a row's list is its first probe), so an unsharded
  * self search reuses those ranks instead of computing every row's similarities to all centroids twice.
@@ -51,12 +64,19 @@ import { LtcError } from "../../shared/errors.ts";
 import type { Features } from "../../shared/features.ts";
 import { Rng } from "../../shared/random.ts";
 import { backendLabel } from "../device.ts";
-import { type OnnxModel, OnnxType } from "../onnx.ts";
+import { int64Initializer, type OnnxModel, OnnxType } from "../onnx.ts";
 import { createSession, loadOrt, type OrtRuntime, type OrtSession, type OrtTensor } from "../ort.ts";
 import type { IndexBackendEntry } from "./backend.ts";
+import { quantizeRows, quantScale, screenThreshold } from "./int8.ts";
 import { RowTopK } from "./topk.ts";
 
 const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32;
+
+/**
+ * Bits of the later scan passes' products: 8 = integer products screen the pairs (exact rescoring), 32 = float32
+ * products throughout.
+ */
+export type IvfScreenBits = 8 | 32;
 
 /** IVF parameters (all but k optional: defaults from {@linkcode ivfParams}). */
 export interface IvfOptions {
@@ -84,6 +104,12 @@ export interface IvfOptions {
    * similarity only, and IVF shards are whole chunks
    */
   chunkRows?: number;
+  /**
+   * bits of the second pass's products (default 8): 8-bit integer products screen the pairs that can still reach a
+   * row's threshold (a proven bound, gpu/knn/int8.ts) and those are rescored exactly, at about twice the float32
+   * rate; 32: float32 SGEMM products throughout
+   */
+  screenBits?: number;
 }
 
 /** Resolved IVF parameters, as recorded in sidecars. */
@@ -95,6 +121,7 @@ export interface IvfParams {
   iterations: number;
   coarse: number;
   seed: number;
+  screenBits: IvfScreenBits;
 }
 
 /** What one IVF search did, beyond its rows. */
@@ -144,6 +171,7 @@ export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress
     iterations: options.iterations ?? 2,
     coarse: options.coarse ?? Math.max(1, Math.round(Math.sqrt(nlist))),
     seed: options.seed ?? 100,
+    screenBits: (options.screenBits ?? 8) as IvfScreenBits,
   };
   check("chunkRows", p.chunkRows, 1);
   check("trainPerList", p.trainPerList, 1);
@@ -151,6 +179,9 @@ export function ivfParams(n: number, options: Omit<IvfOptions, "k" | "onProgress
   check("coarse", p.coarse, 1);
   if (p.coarse > nlist) throw new LtcError(`ivf: coarse (${p.coarse}) exceeds nlist (${nlist})`);
   check("seed", p.seed, 0);
+  if (p.screenBits !== 8 && p.screenBits !== 32) {
+    throw new LtcError(`ivf: screenBits must be 8 or 32, got ${p.screenBits}`);
+  }
   return p;
 }
 
@@ -160,6 +191,11 @@ const BLOCK_ENTRIES = 1 << 22;
 const MAX_QUERY_BLOCK = 8192;
 /** Most rows of one centroid-ranking run. */
 const MAX_RANK_BLOCK = 2048;
+/**
+ * Entries of one centroid-ranking block (64 MiB of float32): the SGEMM's M is the block's rows, and below ~500 rows
+ * its rate falls (scale-9 geometry, 27,474 centroids: 86 GFLOP/s at 152 rows, 107 at 512 and 2048).
+ */
+const RANK_BLOCK_ENTRIES = 1 << 24;
 
 /** Graph ranking centroids: `V, I = TopK_K(A · Cᵀ)`, largest first, ids as int32. */
 function rankModel(dim: number): OnnxModel {
@@ -175,6 +211,27 @@ function rankModel(dim: number): OnnxModel {
       { name: "K", type: OnnxType.INT64, dims: [1] },
     ],
     outputs: [{ name: "V", type: F32, dims: ["m", "p"] }, { name: "I", type: I32, dims: ["m", "p"] }],
+  };
+}
+
+/**
+ * Graph ranking centroids with 8-bit products: `I = TopK_K((A8 − 128) · CT)` for uint8 rows offset by 128 and the
+ * int8 centroids transposed (dim × c); ids as int32, largest first, ties to the lower id.
+ */
+function rankInt8Model(dim: number): OnnxModel {
+  return {
+    nodes: [
+      { op: "MatMulInteger", inputs: ["A8", "CT", "zero"], outputs: ["S"] },
+      { op: "TopK", inputs: ["S", "K"], outputs: ["V", "I64"], attrs: { axis: -1, largest: 1, sorted: 1 } },
+      { op: "Cast", inputs: ["I64"], outputs: ["I"], attrs: { to: I32 } },
+    ],
+    inputs: [
+      { name: "A8", type: OnnxType.UINT8, dims: ["m", dim] },
+      { name: "CT", type: OnnxType.INT8, dims: [dim, "c"] },
+      { name: "K", type: OnnxType.INT64, dims: [1] },
+    ],
+    initializers: [{ name: "zero", type: OnnxType.UINT8, dims: [], data: Uint8Array.of(128) }],
+    outputs: [{ name: "I", type: I32, dims: ["m", "p"] }],
   };
 }
 
@@ -233,12 +290,82 @@ function productAboveModel(dim: number): OnnxModel {
   };
 }
 
+/**
+ * Graph of one 8-bit list product, screened and rescored. Integer products `S = (D8[I] − 128) · XT` of the uint8
+ * query rows (offset 128) and the list's int8 rows, given transposed (dim × c, {@linkcode Int8Base}: no gather, no
+ * transpose per product); the rows of S whose largest product reaches their threshold T, and within those the
+ * positions of `S[i, j] ≥ T[i]` (NonZero over the whole block cost as much as the product); their exact float32
+ * similarities `V = Σ D[I[i]] ⊙ B[J[j]]` from the float32 rows, gathered for the screened pairs only. Outputs: H
+ * (the block rows with hits), P (2 × count: index into H, list column; row-major order), V.
+ */
+function productScreenedModel(dim: number): OnnxModel {
+  const gather = (data: string, at: string, out: string) => ({
+    op: "Gather",
+    inputs: [data, at],
+    outputs: [out],
+    attrs: { axis: 0 },
+  });
+  return {
+    nodes: [
+      gather("D8", "I", "Q"),
+      { op: "MatMulInteger", inputs: ["Q", "XT", "zero"], outputs: ["S"] },
+      { op: "ReduceMax", inputs: ["S"], outputs: ["M"], attrs: { axes: [1], keepdims: 0 } },
+      { op: "GreaterOrEqual", inputs: ["M", "T1"], outputs: ["rowHit"] },
+      { op: "NonZero", inputs: ["rowHit"], outputs: ["hitRows2"] },
+      { op: "Squeeze", inputs: ["hitRows2", "axis0"], outputs: ["hitRows"] },
+      gather("S", "hitRows", "SH"),
+      gather("T", "hitRows", "TH"),
+      { op: "GreaterOrEqual", inputs: ["SH", "TH"], outputs: ["keep"] },
+      { op: "NonZero", inputs: ["keep"], outputs: ["pos"] },
+      gather("pos", "row", "h"),
+      gather("pos", "col", "c"),
+      gather("hitRows", "h", "r"),
+      gather("I", "r", "qi"),
+      gather("J", "c", "bi"),
+      gather("D", "qi", "QR"),
+      gather("B", "bi", "XR"),
+      { op: "Mul", inputs: ["QR", "XR"], outputs: ["QX"] },
+      { op: "ReduceSum", inputs: ["QX", "axis1"], outputs: ["V"], attrs: { keepdims: 0 } },
+      { op: "Cast", inputs: ["hitRows"], outputs: ["H"], attrs: { to: I32 } },
+      { op: "Cast", inputs: ["pos"], outputs: ["P"], attrs: { to: I32 } },
+    ],
+    inputs: [
+      { name: "D", type: F32, dims: ["n", dim] },
+      { name: "D8", type: OnnxType.UINT8, dims: ["n", dim] },
+      { name: "I", type: I32, dims: ["b"] },
+      { name: "B", type: F32, dims: ["N", dim] },
+      { name: "XT", type: OnnxType.INT8, dims: [dim, "c"] },
+      { name: "J", type: I32, dims: ["c"] },
+      { name: "T", type: I32, dims: ["b", 1] },
+      { name: "T1", type: I32, dims: ["b"] },
+    ],
+    initializers: [
+      { name: "zero", type: OnnxType.UINT8, dims: [], data: Uint8Array.of(128) },
+      { name: "row", type: OnnxType.INT64, dims: [], data: BigInt64Array.of(0n) },
+      { name: "col", type: OnnxType.INT64, dims: [], data: BigInt64Array.of(1n) },
+      int64Initializer("axis0", [0]),
+      int64Initializer("axis1", [1]),
+    ],
+    outputs: [
+      { name: "H", type: I32, dims: ["h"] },
+      { name: "P", type: I32, dims: [2, "count"] },
+      { name: "V", type: F32, dims: ["count"] },
+    ],
+  };
+}
+
 /** The onnxruntime sessions of an IVF search. */
 class IvfSessions {
   private constructor(
     readonly rt: OrtRuntime,
     readonly dim: number,
-    readonly sessions: { rank: OrtSession; product: OrtSession; productAbove: OrtSession },
+    readonly sessions: {
+      rank: OrtSession;
+      rankInt8: OrtSession;
+      product: OrtSession;
+      productAbove: OrtSession;
+      productScreened: OrtSession;
+    },
   ) {}
 
   static async create(dim: number): Promise<IvfSessions> {
@@ -246,8 +373,10 @@ class IvfSessions {
     // TypeScript runs between every two runs (gathers, top-k merges): worker threads must not spin meanwhile
     return new IvfSessions(rt, dim, {
       rank: await createSession(rt, rankModel(dim), { spin: false }),
+      rankInt8: await createSession(rt, rankInt8Model(dim), { spin: false }),
       product: await createSession(rt, productModel(dim), { spin: false }),
       productAbove: await createSession(rt, productAboveModel(dim), { spin: false }),
+      productScreened: await createSession(rt, productScreenedModel(dim), { spin: false }),
     });
   }
 
@@ -273,13 +402,44 @@ class IvfSessions {
     const dim = this.dim;
     const c = new Tensor("float32", centroids.subarray(0, nlist * dim), [nlist, dim]);
     const kk = new Tensor("int64", BigInt64Array.of(BigInt(count)), [1]);
-    const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(BLOCK_ENTRIES / nlist)));
+    const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(RANK_BLOCK_ENTRIES / nlist)));
     for (let r0 = 0; r0 < rows; r0 += block) {
       const r1 = Math.min(rows, r0 + block);
       const a = new Tensor("float32", x.subarray(r0 * dim, r1 * dim), [r1 - r0, dim]);
       const out = await this.sessions.rank.run({ A: a, C: c, K: kk });
       opts.each(r0, out.I!.data as Int32Array, out.V!.data as Float32Array);
       opts.onProducts?.((r1 - r0) * nlist);
+    }
+  }
+
+  /**
+   * {@linkcode rank} with 8-bit products (ids only): the rows rounded at `scale` (uint8, offset 128), the centroids
+   * given rounded and transposed (`centroidsT`: dim × nlist int8).
+   */
+  async rankInt8(
+    x: Float32Array,
+    rows: number,
+    opts: {
+      centroidsT: Int8Array;
+      scale: number;
+      nlist: number;
+      count: number;
+      each: (r0: number, ids: Int32Array) => void;
+    },
+  ): Promise<void> {
+    const { centroidsT, nlist, count, scale } = opts;
+    const { Tensor } = this.rt.ort;
+    const dim = this.dim;
+    const ct = new Tensor("int8", centroidsT, [dim, nlist]);
+    const kk = new Tensor("int64", BigInt64Array.of(BigInt(count)), [1]);
+    const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(RANK_BLOCK_ENTRIES / nlist)));
+    const a8 = new Uint8Array(Math.min(rows, block) * dim);
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const r1 = Math.min(rows, r0 + block);
+      quantizeRows(x.subarray(r0 * dim, r1 * dim), r1 - r0, { dim, scale, out: a8, offset: 128 });
+      const a = new Tensor("uint8", a8.subarray(0, (r1 - r0) * dim), [r1 - r0, dim]);
+      const out = await this.sessions.rankInt8.run({ A8: a, CT: ct, K: kk });
+      opts.each(r0, out.I!.data as Int32Array);
     }
   }
 
@@ -339,6 +499,41 @@ class IvfSessions {
     });
     const p = out.P!.data as Int32Array, count = p.length / 2;
     return { rows: p.subarray(0, count), cols: p.subarray(count), sims: out.V!.data as Float32Array };
+  }
+
+  /**
+   * The pairs of `D[ids] · B[list]ᵀ` whose 8-bit products `(D8[ids] − 128) · XT` are at or above their row's integer
+   * threshold `t[i]`, with their float32 similarities: block rows, list columns, similarities (row-major order). D, B:
+   * {@linkcode rowsTensor}; D8: {@linkcode int8RowsTensor}; XT: the list's int8 rows transposed (dim × list length).
+   */
+  async multiplyScreened(
+    d: { rows: OrtTensor; rows8: OrtTensor },
+    ids: Int32Array,
+    opts: { base: OrtTensor; listT: Int8Array; list: Int32Array; t: Int32Array },
+  ): Promise<{ rows: Int32Array; cols: Int32Array; sims: Float32Array }> {
+    const { Tensor } = this.rt.ort;
+    const { list, t } = opts;
+    const b = ids.length;
+    const out = await this.sessions.productScreened.run({
+      D: d.rows,
+      D8: d.rows8,
+      I: new Tensor("int32", ids, [b]),
+      B: opts.base,
+      XT: new Tensor("int8", opts.listT, [this.dim, list.length]),
+      J: new Tensor("int32", list, [list.length]),
+      T: new Tensor("int32", t, [b, 1]),
+      T1: new Tensor("int32", t, [b]),
+    });
+    const h = out.H!.data as Int32Array, p = out.P!.data as Int32Array, count = p.length / 2;
+    const rows = new Int32Array(count);
+    for (let i = 0; i < count; i++) rows[i] = h[p[i]!]!;
+    return { rows, cols: p.subarray(count), sims: out.V!.data as Float32Array };
+  }
+
+  /** `rows` quantized rows (uint8 queries or int8 base rows) as a tensor the 8-bit products gather from. */
+  int8RowsTensor(data: Uint8Array | Int8Array, rows: number): OrtTensor {
+    const type = data instanceof Uint8Array ? "uint8" : "int8";
+    return new this.rt.ort.Tensor(type, data.subarray(0, rows * this.dim), [rows, this.dim]);
   }
 
   async release(): Promise<void> {
@@ -563,8 +758,83 @@ function groupByList(
  */
 const FIRST_PASS_PROBES = 2;
 
+/** The base rows quantized for the 8-bit screen (gpu/knn/int8.ts) and each list's largest row norms. */
+interface Int8Base {
+  scale: number;
+  /**
+   * the int8 base rows list by list, each list transposed (list l: dim × its length at `start[l] · dim`, columns in
+   * the scan's list order), so that a product takes its list as a view
+   */
+  listsT: Int8Array;
+  /** per list: the largest ‖q‖ and ‖q − s·x‖ of its rows (0 for an empty list) */
+  listQmax: Float64Array;
+  listEmax: Float64Array;
+}
+
+/** One chunk's queries quantized (uint8, offset 128) beside the base. */
+interface Int8Chunk extends Int8Base {
+  queryRows: OrtTensor;
+  /** per query row: ‖x‖ and ‖q − s·x‖ */
+  xnorm: Float64Array;
+  enorm: Float64Array;
+  /** integer thresholds of one block */
+  tbuf: Int32Array;
+}
+
+/**
+ * Quantize the base rows at the scale of the base and the other queries (if any) together, and take each list's
+ * largest norms.
+ */
+function quantizeBase(
+  base: Features,
+  ctx: { queries: Features | null; lists: ListGroups; sessions: IvfSessions },
+): Int8Base {
+  const { dim, n } = base;
+  const { start, members } = ctx.lists;
+  const nlist = start.length - 1;
+  const sets = [{ data: base.data, count: n * dim }];
+  if (ctx.queries) sets.push({ data: ctx.queries.data, count: ctx.queries.n * dim });
+  const scale = quantScale(sets);
+  // each row's list and column in it
+  const listOf = new Int32Array(n), column = new Int32Array(n);
+  for (let l = 0; l < nlist; l++) {
+    for (let j = start[l]!; j < start[l + 1]!; j++) listOf[members[j]!] = l, column[members[j]!] = j - start[l]!;
+  }
+  const listsT = new Int8Array(n * dim);
+  const listQmax = new Float64Array(nlist), listEmax = new Float64Array(nlist);
+  const block = 1 << 14, rows = new Int8Array(block * dim);
+  for (let r0 = 0; r0 < n; r0 += block) {
+    const r1 = Math.min(n, r0 + block);
+    const norms = quantizeRows(base.data.subarray(r0 * dim, r1 * dim), r1 - r0, { dim, scale, out: rows });
+    for (let r = r0; r < r1; r++) {
+      const l = listOf[r]!, l0 = start[l]!, len = start[l + 1]! - l0, j = column[r]!;
+      listQmax[l] = Math.max(listQmax[l]!, norms.qnorm[r - r0]!);
+      listEmax[l] = Math.max(listEmax[l]!, norms.enorm[r - r0]!);
+      for (let t = 0, at = l0 * dim + j, from = (r - r0) * dim; t < dim; t++, at += len) listsT[at] = rows[from + t]!;
+    }
+  }
+  return { scale, listsT, listQmax, listEmax };
+}
+
+/** Quantize one chunk's query rows (uint8, offset 128) at the base's scale. */
+function quantizeChunk(b: Int8Base, ctx: { data: Float32Array; rows: number; sessions: IvfSessions }): Int8Chunk {
+  const { data, rows, sessions } = ctx;
+  const dim = sessions.dim;
+  const q = new Uint8Array(rows * dim);
+  const { xnorm, enorm } = quantizeRows(data, rows, { dim, scale: b.scale, out: q, offset: 128 });
+  return {
+    ...b,
+    queryRows: sessions.int8RowsTensor(q, rows),
+    xnorm,
+    enorm,
+    tbuf: new Int32Array(Math.min(rows, MAX_QUERY_BLOCK)),
+  };
+}
+
 /** The lists' rows and buffers shared by the passes of one search. */
 interface ScanState {
+  /** the 8-bit screen of the later passes, or null (float32 products) */
+  screen: Int8Chunk | null;
   /** all query rows, as the list products' gather source */
   queryRows: OrtTensor;
   /** all base rows, as the list products' gather source */
@@ -596,7 +866,9 @@ async function scanPass(state: ScanState, probing: ListGroups, above: boolean): 
     for (let b0 = p0; b0 < p1; b0 += qb) {
       const b1 = Math.min(p1, b0 + qb);
       const ids = queryIds.subarray(b0, b1);
-      if (above) {
+      if (above && state.screen) {
+        await screenedProducts(state, { l, b0, b1, list, queryIds });
+      } else if (above) {
         for (let r = b0; r < b1; r++) tbuf[r - b0] = top.threshold(queryIds[r]!);
         const hits = await sessions.multiplyAbove(queryRows, ids, {
           base: baseRows,
@@ -614,6 +886,44 @@ async function scanPass(state: ScanState, probing: ListGroups, above: boolean): 
       state.onPairs((b1 - b0) * len);
     }
   }
+}
+
+/**
+ * One block of a later pass through the 8-bit screen: integer thresholds from the rows' current thresholds and the
+ * list's norms, the screened pairs rescored exactly and offered.
+ */
+async function screenedProducts(
+  state: ScanState,
+  block: { l: number; b0: number; b1: number; list: Int32Array; queryIds: Int32Array },
+): Promise<void> {
+  const { lists, top, sessions } = state;
+  const sc = state.screen!;
+  const { l, b0, b1, list, queryIds } = block;
+  const dim = sessions.dim;
+  const listQmax = sc.listQmax[l]!, listEmax = sc.listEmax[l]!;
+  for (let r = b0; r < b1; r++) {
+    const q = queryIds[r]!;
+    sc.tbuf[r - b0] = screenThreshold(top.threshold(q), {
+      scale: sc.scale,
+      dim: sessions.dim,
+      xnorm: sc.xnorm[q]!,
+      enorm: sc.enorm[q]!,
+      listQmax,
+      listEmax,
+    });
+  }
+  const { rows, cols, sims } = await sessions.multiplyScreened(
+    { rows: state.queryRows, rows8: sc.queryRows },
+    queryIds.subarray(b0, b1),
+    {
+      base: state.baseRows,
+      listT: sc.listsT.subarray(lists.start[l]! * dim, lists.start[l + 1]! * dim),
+      list,
+      t: sc.tbuf.subarray(0, b1 - b0),
+    },
+  );
+  const l0 = lists.start[l]!;
+  for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, lists.members[l0 + cols[t]!]!);
 }
 
 /**
@@ -640,6 +950,37 @@ export interface IvfIndex {
  * second time (at that scale 7.4·10¹³ FLOP, minutes on 2 cores).
  */
 const KEPT_PROBES_BYTES = 8 * 2 ** 30;
+
+/** Ranks rows' probes: the `count` best lists of each of `rows` rows of `x`, handed to `each` block by block. */
+type ProbeRanker = (
+  x: Float32Array,
+  rows: number,
+  opts: { count: number; each: (r0: number, ids: Int32Array) => void },
+) => Promise<void>;
+
+/**
+ * The probe ranking of an index, shared by its build (every base row's list) and every search of it (each chunk's
+ * probes), so that both rank alike. With `screenBits` 8 the products are 8-bit too: the centroids rounded at their
+ * own scale, the rows at the base rows' scale (queries beyond the base's largest magnitude are clamped): about twice
+ * the float32 rate, and near-ties among the centroids (within the rounding) may rank the other way.
+ */
+function probeRanker(
+  sessions: IvfSessions,
+  ctx: { centroids: Float32Array; nlist: number; base: Features; screenBits: IvfScreenBits },
+): ProbeRanker {
+  const { centroids, nlist, base } = ctx;
+  const dim = sessions.dim;
+  if (ctx.screenBits === 32) {
+    return (x, rows, { count, each }) => sessions.rank(x, rows, { centroids, nlist, count, each });
+  }
+  const centroidScale = quantScale([{ data: centroids, count: nlist * dim }]);
+  const c8 = new Int8Array(nlist * dim);
+  quantizeRows(centroids, nlist, { dim, scale: centroidScale, out: c8 });
+  const centroidsT = new Int8Array(nlist * dim);
+  for (let c = 0; c < nlist; c++) for (let t = 0; t < dim; t++) centroidsT[t * nlist + c] = c8[c * dim + t]!;
+  const scale = quantScale([{ data: base.data, count: base.n * dim }]);
+  return (x, rows, { count, each }) => sessions.rankInt8(x, rows, { centroidsT, scale, nlist, count, each });
+}
 
 /** An array for `count` list ids out of `nlist`: 16-bit while they fit. */
 function listIds(nlist: number, count: number): Uint16Array | Int32Array {
@@ -681,16 +1022,15 @@ export async function buildIvfIndex(
     const count = keep ? nprobe : 1;
     const scratch = probes ?? listIds(nlist, Math.min(chunkRows, base.n));
     const lists = new Int32Array(base.n);
+    const rank = probeRanker(sessions, { centroids, nlist, base, screenBits: params.screenBits });
     for (let c0 = 0; c0 < base.n; c0 += chunkRows) {
       const nq = Math.min(chunkRows, base.n - c0);
       const off = probes ? c0 : 0;
-      await sessions.rank(base.data.subarray(c0 * dim, (c0 + nq) * dim), nq, {
-        centroids,
-        nlist,
+      await rank(base.data.subarray(c0 * dim, (c0 + nq) * dim), nq, {
         count,
         each: (r0, got) => scratch.set(got, (off + r0) * count),
-        onProducts,
       });
+      onProducts?.(nq * nlist);
       for (let r = 0; r < nq; r++) lists[c0 + r] = scratch[(off + r) * count]!;
     }
     options.onProgress?.(1); // the start's products were estimated: the build ends at 1 all the same
@@ -717,12 +1057,13 @@ export async function buildIvfIndex(
  * whole chunks computes exactly the unsharded run's rows. Large enough that the list products stay matrix products
  * (4 rows per list, at least 8192: ≥ 8 query rows per list in the first pass), small enough for shards (at part1
  * scale, nlist 9170: 36864 rows, 16 chunks) and for the second pass's index arrays ((nprobe − 2) ids per row, at
- * most 2²⁴ entries: 64 MiB). Multiples of 256; depends on nlist and nprobe only.
+ * most 2²⁵ entries: 128 MiB; at the seed's largest scale 58,624 rows, ~1,200 queries per list product, where 2²⁴
+ * gave ~600 and the 8-bit products' fixed costs weighed more). Multiples of 256; depends on nlist and nprobe only.
  */
 export function defaultChunkRows(nlist: number, nprobe: number): number {
   const later = Math.max(1, nprobe - FIRST_PASS_PROBES);
   const wanted = Math.max(8192, Math.ceil((4 * nlist) / 256) * 256);
-  return Math.max(256, Math.min(wanted, Math.floor((1 << 24) / later / 256) * 256));
+  return Math.max(256, Math.min(wanted, Math.floor((1 << 25) / later / 256) * 256));
 }
 
 /** What {@linkcode searchIvf} returns beyond the rows. */
@@ -734,8 +1075,8 @@ export interface IvfSearchResult {
   /** rows of the largest list, lists without rows */
   largestList: number;
   emptyLists: number;
-  /** seconds ranking the chunks' probes and scanning the lists */
-  phaseSeconds: { rank: number; firstPass: number; secondPass: number };
+  /** seconds quantizing the rows (int8 screen), ranking the chunks' probes and scanning the lists */
+  phaseSeconds: { quantize: number; rank: number; firstPass: number; secondPass: number };
   /** which onnxruntime build ran */
   label: string;
 }
@@ -804,7 +1145,12 @@ export async function searchIvf(
     }
     const rows = end - start;
     const nbrs = new Int32Array(rows * k), dists = new Float32Array(rows * k);
-    const phase = { rank: 0, firstPass: 0, secondPass: 0 };
+    const phase = { quantize: 0, rank: 0, firstPass: 0, secondPass: 0 };
+    const tq = performance.now();
+    const int8 = index.params.screenBits === 8 && nprobe > FIRST_PASS_PROBES
+      ? quantizeBase(base, { queries: self ? null : queries, lists, sessions })
+      : null;
+    phase.quantize = (performance.now() - tq) / 1000;
     const maxChunk = Math.min(chunk, rows);
     // a chunk's probes, best first (16-bit ids while they fit)
     const kept = options.probes ?? null;
@@ -812,6 +1158,9 @@ export async function searchIvf(
       throw new Error(`ivf: kept probes are for a self search of all ${base.n} rows`);
     }
     const chunkProbes = kept ? null : listIds(nlist, maxChunk * nprobe);
+    const rank = kept
+      ? null
+      : probeRanker(sessions, { centroids: index.centroids, nlist, base, screenBits: index.params.screenBits });
     const split = Math.min(nprobe, FIRST_PASS_PROBES);
     let scanned = 0, done = 0;
     for (let c0 = start; c0 < end; c0 += chunk) {
@@ -820,12 +1169,7 @@ export async function searchIvf(
       const data = queries.data.subarray(c0 * dim, c1 * dim);
       const probes = kept ? kept.subarray(c0 * nprobe, c1 * nprobe) : chunkProbes!;
       if (!kept) {
-        await sessions.rank(data, nq, {
-          centroids: index.centroids,
-          nlist,
-          count: nprobe,
-          each: (r0, ids) => probes.set(ids, r0 * nprobe),
-        });
+        await rank!(data, nq, { count: nprobe, each: (r0, ids) => probes.set(ids, r0 * nprobe) });
       }
       if (self) homeFirst(probes, { lists: index.lists, row0: c0, rows: nq, nprobe });
       let total = 0;
@@ -833,7 +1177,9 @@ export async function searchIvf(
       scanned += total;
       const t1 = performance.now();
       const top = new RowTopK(nq, k);
+      const screen = int8 && quantizeChunk(int8, { data, rows: nq, sessions });
       const state: ScanState = {
+        screen,
         queryRows: sessions.rowsTensor(data, nq),
         baseRows,
         lists,
@@ -902,7 +1248,14 @@ export interface IvfResult {
   /** ranking the queries' probes and scanning the lists */
   querySeconds: number;
   /** the parts: k-means, assigning the base rows, ranking the probes, the two scan passes */
-  phaseSeconds: { train: number; assign: number; rank: number; firstPass: number; secondPass: number };
+  phaseSeconds: {
+    train: number;
+    assign: number;
+    quantize: number;
+    rank: number;
+    firstPass: number;
+    secondPass: number;
+  };
   /** which onnxruntime build ran */
   label: string;
 }
@@ -960,11 +1313,11 @@ export function ivfLabel(ortLabel: string): string {
   return backendLabel({ kind: "cpu" }, `ivf, ${ortLabel}`);
 }
 
-const IVF_PARAM_NAMES = ["nlist", "nprobe", "chunkRows", "trainPerList", "iterations", "coarse", "seed"];
+const IVF_PARAM_NAMES = ["nlist", "nprobe", "chunkRows", "trainPerList", "iterations", "coarse", "seed", "screenBits"];
 
 /**
- * The registry entry: parameters `nlist`, `nprobe`, `chunkRows`, `trainPerList`, `iterations`, `coarse`, `seed`
- * ({@linkcode IvfOptions}).
+ * The registry entry: parameters `nlist`, `nprobe`, `chunkRows`, `trainPerList`, `iterations`, `coarse`, `seed`,
+ * `screenBits` ({@linkcode IvfOptions}).
  */
 export const ivfBackend: IndexBackendEntry = {
   name: "ivf",
