@@ -2,13 +2,13 @@
  * 8-bit screening of inner products for the IVF scan (gpu/knn/ivf.ts): rows are rounded to integers `q = round(s · x)`
  * with one scale `s` for queries and base, the integer products `qa · qb` are computed by onnxruntime's u8 × s8
  * MatMulInteger (about twice the fp32 SGEMM's rate on these CPUs), and only the pairs whose integer product can still
- * reach a row's threshold are rescored in float32.
+ * reach a row's threshold are rescored in float32. The probe ranking uses the same rounding (gpu/knn/ivf.ts).
  *
  * The margin: with `qa = s·a + ea` and `qb = s·b + eb` (rounding errors, each entry within ½),
  * `qa · qb − s²(a · b) = ea · qb + s (a · eb)`. Cauchy–Schwarz bounds it by `‖ea‖ ‖qb‖ + s ‖a‖ ‖eb‖` — but that
  * bound assumes the rounding errors aligned with the rows, and at 256 dimensions it is about 20 times the error's
- * spread: it screened in ~105 pairs per row at the seed's largest scale, whose rescoring cost a third of the
- * integer products' gain. The screen uses instead `SCREEN_SIGMAS` standard deviations of the error when the rounding
+ * spread: it screened in ~105 pairs per row (1M rows of the scale-9 features at scale-9 list geometry), whose
+ * rescoring cost a third of the integer products' gain. The screen uses instead `SCREEN_SIGMAS` standard deviations of the error when the rounding
  * errors' entries are independent of the rows' (variance `(‖ea‖² ‖qb‖² + s² ‖a‖² ‖eb‖²) / dim`, the list's largest
  * `‖qb‖` and `‖eb‖`): at 8 deviations a normal tail is 10⁻¹⁵ per pair. Tests compare the screened scan with the
  * float32 scan row for row (tests/ivf_test.ts), and bench/ivf.ts on real geometry.

@@ -30,13 +30,14 @@
  * probes the rows equal the float32 scan's but for the last bit of rescored similarities (a sum in another order)
  * and so the order of near-ties (tests/int8_test.ts). Probe ranking: rows and centroids rounded, TopK over the
  * integer products — centroids within the rounding of each other may swap ranks, which moves a row's list or last
- * probes now and then (recall unchanged in tests and benchmarks). At scale-9 geometry (lists of ~190 rows) the
- * second pass took 0.6 and the ranking 0.65 of their float32 times (1M-row subset, `exp`-style A/B in the issue
- * note). `screenBits` 32 keeps float32 products throughout (and with `nprobe = nlist` exact search's rows, bit for
+ * probes now and then (recall unchanged in tests and benchmarks). On 1M rows of the scale-9 features at scale-9
+ * list geometry (lists of ~190 rows; float32 and 8-bit alternating in one process, figures in issue #13's note) the
+ * second pass took ~0.6 and the ranking ~0.65 of their float32 times. `screenBits` 32 keeps float32 products throughout (and with `nprobe = nlist` exact search's rows, bit for
  * bit below 128 dimensions).
  *
  * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
- * assignments, and (float32 or 8-bit, {@linkcode probeRanker}) for the base rows' lists and the queries' probes. When the queries are the base rows, a row's own list
+ * assignments, and (float32 or 8-bit, {@linkcode probeRanker}) for the base rows' lists and the queries' probes.
+ * When the queries are the base rows, a row's own list
  * is put first among its probes, so a row always finds itself (as faiss's IVF does). The base rows' lists come from
  * ranking them chunk by chunk as a self search ranks its probes (a row's list is its first probe), so an unsharded
  * self search reuses those ranks instead of computing every row's similarities to all centroids twice.
@@ -105,9 +106,9 @@ export interface IvfOptions {
    */
   chunkRows?: number;
   /**
-   * bits of the second pass's products (default 8): 8-bit integer products screen the pairs that can still reach a
-   * row's threshold (a proven bound, gpu/knn/int8.ts) and those are rescored exactly, at about twice the float32
-   * rate; 32: float32 SGEMM products throughout
+   * bits of the second pass's and the probe ranking's products (default 8): 8-bit integer products screen the pairs
+   * that can still reach a row's threshold (within 8 standard deviations of the rounding error, gpu/knn/int8.ts) and
+   * those are rescored in float32, at about twice the float32 rate; 32: float32 SGEMM products throughout
    */
   screenBits?: number;
 }
@@ -295,8 +296,9 @@ function productAboveModel(dim: number): OnnxModel {
  * query rows (offset 128) and the list's int8 rows, given transposed (dim × c, {@linkcode Int8Base}: no gather, no
  * transpose per product); the rows of S whose largest product reaches their threshold T, and within those the
  * positions of `S[i, j] ≥ T[i]` (NonZero over the whole block cost as much as the product); their exact float32
- * similarities `V = Σ D[I[i]] ⊙ B[J[j]]` from the float32 rows, gathered for the screened pairs only. Outputs: H
- * (the block rows with hits), P (2 × count: index into H, list column; row-major order), V.
+ * similarities `V = Σ D[I[i]] ⊙ B[J[j]]` from the float32 rows, gathered for the screened pairs only. T and T1 are
+ * the same thresholds shaped b × 1 and b. Outputs: H (the block rows with hits), P (2 × count: index into H, list
+ * column; row-major order), V.
  */
 function productScreenedModel(dim: number): OnnxModel {
   const gather = (data: string, at: string, out: string) => ({
