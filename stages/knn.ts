@@ -62,7 +62,8 @@ export const KNN_CLI: CliSpec = {
     },
     "ivf-screen-bits": {
       type: "int",
-      help: "IVF: bits of the second pass's screening products, 8 (rescored exactly) or 32 (default 8)",
+      help:
+        "IVF: bits of the second pass's and the probe ranking's products, 8 (the scan's pairs rescored in float32) or 32 (default 8)",
     },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
     shard: { type: "string", help: "I/S: only shard I of S of the query rows, into a part file (exact, ivf)" },

@@ -8,10 +8,11 @@
  * `qa · qb − s²(a · b) = ea · qb + s (a · eb)`. Cauchy–Schwarz bounds it by `‖ea‖ ‖qb‖ + s ‖a‖ ‖eb‖` — but that
  * bound assumes the rounding errors aligned with the rows, and at 256 dimensions it is about 20 times the error's
  * spread: it screened in ~105 pairs per row (1M rows of the scale-9 features at scale-9 list geometry), whose
- * rescoring cost a third of the integer products' gain. The screen uses instead `SCREEN_SIGMAS` standard deviations of the error when the rounding
- * errors' entries are independent of the rows' (variance `(‖ea‖² ‖qb‖² + s² ‖a‖² ‖eb‖²) / dim`, the list's largest
- * `‖qb‖` and `‖eb‖`): at 8 deviations a normal tail is 10⁻¹⁵ per pair. Tests compare the screened scan with the
- * float32 scan row for row (tests/ivf_test.ts), and bench/ivf.ts on real geometry.
+ * rescoring cost a third of the integer products' gain. The screen uses instead `SCREEN_SIGMAS` standard
+ * deviations of the error when the rounding errors' entries are independent of the rows' (variance
+ * `(‖ea‖² ‖qb‖² + s² ‖a‖² ‖eb‖²) / dim`, the list's largest `‖qb‖` and `‖eb‖`): at 8 deviations a normal tail is
+ * 10⁻¹⁵ per pair. Tests compare the screened scan with the float32 scan row for row (tests/int8_test.ts), and
+ * bench/ivf.ts (`--screen-bits 8,32`) both on real geometry.
  * @module
  */
 

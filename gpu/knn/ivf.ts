@@ -32,13 +32,12 @@
  * integer products — centroids within the rounding of each other may swap ranks, which moves a row's list or last
  * probes now and then (recall unchanged in tests and benchmarks). On 1M rows of the scale-9 features at scale-9
  * list geometry (lists of ~190 rows; float32 and 8-bit alternating in one process, figures in issue #13's note) the
- * second pass took ~0.6 and the ranking ~0.65 of their float32 times. `screenBits` 32 keeps float32 products throughout (and with `nprobe = nlist` exact search's rows, bit for
- * bit below 128 dimensions).
+ * second pass took ~0.6 and the ranking ~0.65 of their float32 times. `screenBits` 32 keeps float32 products
+ * throughout (and with `nprobe = nlist` exact search's rows, bit for bit below 128 dimensions).
  *
  * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
  * assignments, and (float32 or 8-bit, {@linkcode probeRanker}) for the base rows' lists and the queries' probes.
- * When the queries are the base rows, a row's own list
- * is put first among its probes, so a row always finds itself (as faiss's IVF does). The base rows' lists come from
+ * When the queries are the base rows, a row's own list is put first among its probes, so a row always finds itself (as faiss's IVF does). The base rows' lists come from
  * ranking them chunk by chunk as a self search ranks its probes (a row's list is its first probe), so an unsharded
  * self search reuses those ranks instead of computing every row's similarities to all centroids twice.
  *
@@ -74,8 +73,8 @@ import { RowTopK } from "./topk.ts";
 const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32;
 
 /**
- * Bits of the later scan passes' products: 8 = integer products screen the pairs (exact rescoring), 32 = float32
- * products throughout.
+ * Bits of the later scan passes' and the probe ranking's products: 8 = integer products (in the scan they screen the
+ * pairs, which are rescored in float32), 32 = float32 products throughout.
  */
 export type IvfScreenBits = 8 | 32;
 
@@ -197,6 +196,11 @@ const MAX_RANK_BLOCK = 2048;
  * its rate falls (scale-9 geometry, 27,474 centroids: 86 GFLOP/s at 152 rows, 107 at 512 and 2048).
  */
 const RANK_BLOCK_ENTRIES = 1 << 24;
+
+/** Rows of one centroid-ranking run against `nlist` centroids (float32 and 8-bit alike). */
+function rankBlockRows(nlist: number): number {
+  return Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(RANK_BLOCK_ENTRIES / nlist)));
+}
 
 /** Graph ranking centroids: `V, I = TopK_K(A · Cᵀ)`, largest first, ids as int32. */
 function rankModel(dim: number): OnnxModel {
@@ -404,7 +408,7 @@ class IvfSessions {
     const dim = this.dim;
     const c = new Tensor("float32", centroids.subarray(0, nlist * dim), [nlist, dim]);
     const kk = new Tensor("int64", BigInt64Array.of(BigInt(count)), [1]);
-    const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(RANK_BLOCK_ENTRIES / nlist)));
+    const block = rankBlockRows(nlist);
     for (let r0 = 0; r0 < rows; r0 += block) {
       const r1 = Math.min(rows, r0 + block);
       const a = new Tensor("float32", x.subarray(r0 * dim, r1 * dim), [r1 - r0, dim]);
@@ -434,7 +438,7 @@ class IvfSessions {
     const dim = this.dim;
     const ct = new Tensor("int8", centroidsT, [dim, nlist]);
     const kk = new Tensor("int64", BigInt64Array.of(BigInt(count)), [1]);
-    const block = Math.max(1, Math.min(MAX_RANK_BLOCK, Math.floor(RANK_BLOCK_ENTRIES / nlist)));
+    const block = rankBlockRows(nlist);
     const a8 = new Uint8Array(Math.min(rows, block) * dim);
     for (let r0 = 0; r0 < rows; r0 += block) {
       const r1 = Math.min(rows, r0 + block);
@@ -506,7 +510,7 @@ class IvfSessions {
   /**
    * The pairs of `D[ids] · B[list]ᵀ` whose 8-bit products `(D8[ids] − 128) · XT` are at or above their row's integer
    * threshold `t[i]`, with their float32 similarities: block rows, list columns, similarities (row-major order). D, B:
-   * {@linkcode rowsTensor}; D8: {@linkcode int8RowsTensor}; XT: the list's int8 rows transposed (dim × list length).
+   * {@linkcode rowsTensor}; D8: {@linkcode queryRows8Tensor}; XT: the list's int8 rows transposed (dim × list length).
    */
   async multiplyScreened(
     d: { rows: OrtTensor; rows8: OrtTensor },
@@ -532,10 +536,9 @@ class IvfSessions {
     return { rows, cols: p.subarray(count), sims: out.V!.data as Float32Array };
   }
 
-  /** `rows` quantized rows (uint8 queries or int8 base rows) as a tensor the 8-bit products gather from. */
-  int8RowsTensor(data: Uint8Array | Int8Array, rows: number): OrtTensor {
-    const type = data instanceof Uint8Array ? "uint8" : "int8";
-    return new this.rt.ort.Tensor(type, data.subarray(0, rows * this.dim), [rows, this.dim]);
+  /** `rows` quantized query rows (uint8, offset 128) as a tensor the 8-bit products gather from. */
+  queryRows8Tensor(data: Uint8Array, rows: number): OrtTensor {
+    return new this.rt.ort.Tensor("uint8", data.subarray(0, rows * this.dim), [rows, this.dim]);
   }
 
   async release(): Promise<void> {
@@ -826,7 +829,7 @@ function quantizeChunk(b: Int8Base, ctx: { data: Float32Array; rows: number; ses
   const { xnorm, enorm } = quantizeRows(data, rows, { dim, scale: b.scale, out: q, offset: 128 });
   return {
     ...b,
-    queryRows: sessions.int8RowsTensor(q, rows),
+    queryRows: sessions.queryRows8Tensor(q, rows),
     xnorm,
     enorm,
     tbuf: new Int32Array(Math.min(rows, MAX_QUERY_BLOCK)),
@@ -901,13 +904,13 @@ async function screenedProducts(
   const { lists, top, sessions } = state;
   const sc = state.screen!;
   const { l, b0, b1, list, queryIds } = block;
-  const dim = sessions.dim;
+  const dim = sessions.dim, l0 = lists.start[l]!, l1 = lists.start[l + 1]!;
   const listQmax = sc.listQmax[l]!, listEmax = sc.listEmax[l]!;
   for (let r = b0; r < b1; r++) {
     const q = queryIds[r]!;
     sc.tbuf[r - b0] = screenThreshold(top.threshold(q), {
       scale: sc.scale,
-      dim: sessions.dim,
+      dim,
       xnorm: sc.xnorm[q]!,
       enorm: sc.enorm[q]!,
       listQmax,
@@ -919,12 +922,11 @@ async function screenedProducts(
     queryIds.subarray(b0, b1),
     {
       base: state.baseRows,
-      listT: sc.listsT.subarray(lists.start[l]! * dim, lists.start[l + 1]! * dim),
+      listT: sc.listsT.subarray(l0 * dim, l1 * dim),
       list,
       t: sc.tbuf.subarray(0, b1 - b0),
     },
   );
-  const l0 = lists.start[l]!;
   for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, lists.members[l0 + cols[t]!]!);
 }
 
