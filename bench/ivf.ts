@@ -1,7 +1,7 @@
 /**
  * Benchmark: approximate kNN with the IVF index (gpu/knn/ivf.ts) against the exact CPU twin (onnxruntime SGEMM),
  * both measured in this run on the same rows: time ratio exact / IVF and recall@k of IVF against exact, per nprobe
- * and second-pass screen (`--screen-bits 8,32`: 8-bit screening with rescoring vs float32 products);
+ * and second-pass screen (`--screen-bits 8,32`: 8-bit screening, float32 on the rows kept, vs float32 products);
  * optionally HNSW (hnswlib-wasm, 2 worker shards) on the same rows as a second comparison point.
  *
  *     deno run -A bench/ivf.ts [--n 98279] [--dim 256] [--k 80] [--features FILE.bin] [--nlist L]

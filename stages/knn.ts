@@ -15,8 +15,9 @@
  *
  * `ivf` is an inverted-file index (gpu/knn/ivf.ts): `--nlist` coarse k-means lists (default 12·√N), each row
  * scanning the `--nprobe` lists nearest to it (default nlist / 48, at least 32: recall@80 ≥ 0.99 on the synthetic
- * benchmark at 98K and 584K rows), query rows searched in chunks of `--ivf-chunk` (default max(8192, 4·nlist)),
- * the later probes screened by 8-bit products and rescored (`--ivf-screen-bits 8`, default; 32: float32 products).
+ * benchmark at 98K and 584K rows), query rows searched in chunks of `--ivf-chunk` (default max(8192, 16·nlist)),
+ * the later probes screened by 8-bit products, float32 on the rows kept (`--ivf-screen-bits 8`, default; 32:
+ * float32 products).
  * Downstream stages read its file with `--knn-method ivf`.
  *
  * Sharding (exact and IVF; cluster/knn_shard.ts): `--shard I/S` computes only query rows [⌊I·N/S⌋, ⌊(I+1)·N/S⌋)
@@ -58,12 +59,12 @@ export const KNN_CLI: CliSpec = {
     nprobe: { type: "int", help: "IVF: lists scanned per row (default nlist / 48, at least 32)" },
     "ivf-chunk": {
       type: "int",
-      help: "IVF: query rows searched together (default max(8192, 4·nlist)); shards: whole chunks",
+      help: "IVF: query rows searched together (default max(8192, 16·nlist)); shards: whole chunks",
     },
     "ivf-screen-bits": {
       type: "int",
       help:
-        "IVF: bits of the second pass's and the probe ranking's products, 8 (the scan's pairs rescored in float32) or 32 (default 8)",
+        "IVF: bits of the second pass's and the probe ranking's products, 8 (screens the scan's rows, float32 on those kept) or 32 (default 8)",
     },
     "recall-sample": { type: "int", default: 1000, help: "HNSW, IVF: rows whose recall@k is measured (0 = skip)" },
     shard: { type: "string", help: "I/S: only shard I of S of the query rows, into a part file (exact, ivf)" },

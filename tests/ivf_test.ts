@@ -12,7 +12,15 @@ import { Rng } from "../shared/random.ts";
 import { FeatureCache, loadOrBuildKnn, recallAtK, runKnnStage, sampleRows } from "../cluster/knn_source.ts";
 import { DEFAULT_SYNTH, generateSynth } from "../cluster/synth.ts";
 import { defaultNlist, defaultNprobe, exactKnn, ivfKnn, ivfParams, openKnnIndex } from "../gpu/knn/mod.ts";
-import { buildIvfIndex, ivfBuildProducts, searchIvf, shareLists, trainIvfCentroids } from "../gpu/knn/ivf.ts";
+import {
+  buildIvfIndex,
+  defaultChunkRows,
+  ivfBuildProducts,
+  scanBlockRows,
+  searchIvf,
+  shareLists,
+  trainIvfCentroids,
+} from "../gpu/knn/ivf.ts";
 import { runStage, tempDir } from "./_helpers.ts";
 
 /** Seeded Gaussian rows, L2-normalised, with `dupes` copies of earlier rows (exact ties). */
@@ -60,7 +68,7 @@ Deno.test("ivf: probing every list gives exact search's rows, ties and distances
   const wide = rows(1200, 256, { seed: 3 });
   const wantWide = await exactKnn(wide, { k: 30, backend: "cpu", progress: false });
   assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20, screenBits: 32 }), wantWide.graph, "dim 256");
-  // the 8-bit screen rescores its pairs in float32: the same rows, distances within rounding
+  // the 8-bit screen keeps query rows, multiplied in float32: the same rows, distances within rounding
   assertSameRows(await ivfKnn(wide, { k: 30, nlist: 20, nprobe: 20 }), wantWide.graph, "dim 256, 8-bit screen");
 });
 
@@ -124,6 +132,22 @@ Deno.test("ivf: a self search reuses the build's ranks: the same rows as ranking
   assert.equal(again.probes, null);
   assert.deepEqual(again.lists, index.lists);
   await assert.rejects(() => searchIvf(f, index, { k: 20, probes: index.probes!.subarray(6) }), /kept probes/);
+});
+
+Deno.test("ivf: the later pass's blocks within a chunk do not change the rows (8-bit and float32)", async () => {
+  const f = clustered(60);
+  for (const screenBits of [8, 32] as const) {
+    const index = await buildIvfIndex(f, { nlist: 40, nprobe: 6, chunkRows: 2048, screenBits, keepProbes: true });
+    const whole = await searchIvf(f, index, { k: 20, probes: index.probes });
+    for (const scanRows of [1, 256, 1000]) {
+      const blocks = await searchIvf(f, index, { k: 20, probes: index.probes, scanRows });
+      const what = `screenBits ${screenBits}, blocks of ${scanRows} rows`;
+      // other blocks, other product shapes (one-row products take onnxruntime's GEMV path; 8-bit: the rows that
+      // pass the screen): the last bit of a similarity may differ, the neighbours may not
+      assertSameRows(blocks, whole, what);
+    }
+    await assert.rejects(() => searchIvf(f, index, { k: 20, scanRows: 0 }), /ivf: scanRows must be a positive/);
+  }
 });
 
 Deno.test("ivf: rows whose probed lists hold fewer than k rows are padded with −1 / distance 1", async () => {
@@ -268,7 +292,7 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
   assert.deepEqual(ivfParams(10_000, {}), {
     nlist: 1200,
     nprobe: 32,
-    chunkRows: 8192,
+    chunkRows: 19200,
     trainPerList: 16,
     iterations: 2,
     coarse: 35,
@@ -276,6 +300,14 @@ Deno.test("ivf: bad parameters end in one clear error", async () => {
     screenBits: 8,
   });
   assert.deepEqual([ivfParams(98279, {}).nprobe, ivfParams(584013, {}).nprobe], [79, 192]);
+  // chunks: 16·nlist rows (≈ 32 first-pass queries a list product), at most 2²⁸ probe ids; later-pass blocks of at
+  // most 2²⁶ index entries (part1: nlist 9170, nprobe 192; the seed's scale 9: 27,477 and 573)
+  assert.deepEqual([defaultChunkRows(9170, 192), defaultChunkRows(27477, 573), defaultChunkRows(27477, 5000)], [
+    146944,
+    439808,
+    53504,
+  ]);
+  assert.deepEqual([scanBlockRows(192), scanBlockRows(573), scanBlockRows(1)], [353024, 117504, 67108864]);
 });
 
 Deno.test("knn stage --method ivf: ivf_k_<k>.npz; recall, parameters, list statistics in the sidecar", async () => {

@@ -261,7 +261,10 @@ Deno.test("RowTopK keeps the k best by (similarity desc, id asc) whatever the ar
     const sims = Float32Array.from({ length: n }, () => Math.round(rnd() * 20) / 20);
     const order = Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5);
     const top = new RowTopK(1, k);
-    for (const i of order) top.offer(0, sims[i]!, i);
+    for (const i of order) {
+      top.offer(0, sims[i]!, i);
+      assert.equal(top.threshold(0), top.sims[0], "the threshold is the heap root"); // its compact copy kept up
+    }
     const nbrs = new Int32Array(k), dists = new Float32Array(k);
     top.finishInto(nbrs, dists);
     const want = Array.from({ length: n }, (_, i) => i).sort((a, b) => sims[b]! - sims[a]! || a - b).slice(0, k);
@@ -280,6 +283,7 @@ Deno.test("RowTopK keeps the k best by (similarity desc, id asc) whatever the ar
         b.offer(r, sim, idBase + c * 3);
       }
     }
+    for (let r = 0; r < rows; r++) assert.equal(a.threshold(r), a.sims[r * k], `row ${r}: threshold = heap root`);
     const want = { nbrs: new Int32Array(rows * k), dists: new Float32Array(rows * k) };
     b.finishInto(want.nbrs, want.dists);
     const got = a.finishInPlace();

@@ -1,8 +1,9 @@
 /**
  * 8-bit screening of inner products for the IVF scan (gpu/knn/ivf.ts): rows are rounded to integers `q = round(s · x)`
  * with one scale `s` for queries and base, the integer products `qa · qb` are computed by onnxruntime's u8 × s8
- * MatMulInteger (about twice the fp32 SGEMM's rate on these CPUs), and only the pairs whose integer product can still
- * reach a row's threshold are rescored in float32. The probe ranking uses the same rounding (gpu/knn/ivf.ts).
+ * MatMulInteger (about twice the fp32 SGEMM's rate on these CPUs), and only the query rows whose best integer product
+ * in a list can still reach the row's threshold are multiplied in float32. The probe ranking uses the same rounding
+ * (gpu/knn/ivf.ts).
  *
  * The margin: with `qa = s·a + ea` and `qb = s·b + eb` (rounding errors, each entry within ½),
  * `qa · qb − s²(a · b) = ea · qb + s (a · eb)`. Cauchy–Schwarz bounds it by `‖ea‖ ‖qb‖ + s ‖a‖ ‖eb‖` — but that

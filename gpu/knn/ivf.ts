@@ -20,17 +20,18 @@
  * depends only on the index and the row's chunk. A shard of whole chunks (cluster/knn_shard.ts) therefore computes
  * exactly the unsharded run's rows. Two passes per chunk keep TypeScript's share small: first every query's 2
  * nearest lists (they hold most of its neighbours, so its top-k threshold is near its final value afterwards), then
- * the other probes with the queries' thresholds fed to the graph, which returns only the entries at or above them.
+ * the other probes with the queries' thresholds fed to the graph, which returns only the entries at or above them
+ * (in blocks of {@linkcode scanBlockRows} query rows, which bound its index arrays; the rows do not depend on them).
  *
  * With `screenBits` 8 (the default; gpu/knn/int8.ts) the second pass and the probe ranking use 8-bit products
  * (onnxruntime's u8 × s8 MatMulInteger, about twice the float32 SGEMM's rate here). Second pass: base and query rows
  * rounded to int8 at one scale, the base stored list by list transposed (a product takes its list as a view), the
- * integer products screen the pairs within a margin (8 standard deviations of the rounding error) of their row's
- * threshold, and the graph rescores those pairs in float32 (their rows gathered, multiplied, summed). On the same
- * probes the rows equal the float32 scan's but for the last bit of rescored similarities (a sum in another order)
- * and so the order of near-ties (tests/int8_test.ts). Probe ranking: rows and centroids rounded, TopK over the
- * integer products — centroids within the rounding of each other may swap ranks, which moves a row's list or last
- * probes now and then (recall unchanged in tests and benchmarks). On 1M rows of the scale-9 features at scale-9
+ * integer products screen the query rows whose best pair in the list comes within a margin (8 standard deviations
+ * of the rounding error) of the row's threshold, and the graph multiplies those rows (~6 % at scale-9 geometry) by
+ * the list's float32 rows in one SGEMM. On the same probes the rows equal the float32 scan's but for the last bit of
+ * a similarity (an SGEMM of another shape) and so the order of near-ties (tests/int8_test.ts). Probe ranking: rows
+ * and centroids rounded, TopK over the integer products — centroids within the rounding of each other may swap
+ * ranks, which moves a row's list or last probes now and then (recall unchanged in tests and benchmarks). On 1M rows of the scale-9 features at scale-9
  * list geometry (lists of ~190 rows; float32 and 8-bit alternating in one process, figures in issue #13's note) the
  * second pass took ~0.6 and the ranking ~0.65 of their float32 times. `screenBits` 32 keeps float32 products
  * throughout (and with `nprobe = nlist` exact search's rows, bit for bit below 128 dimensions).
@@ -74,7 +75,7 @@ const F32 = OnnxType.FLOAT, I32 = OnnxType.INT32;
 
 /**
  * Bits of the later scan passes' and the probe ranking's products: 8 = integer products (in the scan they screen the
- * pairs, which are rescored in float32), 32 = float32 products throughout.
+ * query rows, which are then multiplied in float32), 32 = float32 products throughout.
  */
 export type IvfScreenBits = 8 | 32;
 
@@ -105,9 +106,10 @@ export interface IvfOptions {
    */
   chunkRows?: number;
   /**
-   * bits of the second pass's and the probe ranking's products (default 8): 8-bit integer products screen the pairs
-   * that can still reach a row's threshold (within 8 standard deviations of the rounding error, gpu/knn/int8.ts) and
-   * those are rescored in float32, at about twice the float32 rate; 32: float32 SGEMM products throughout
+   * bits of the second pass's and the probe ranking's products (default 8): 8-bit integer products screen the query
+   * rows that can still reach their threshold in a list (within 8 standard deviations of the rounding error,
+   * gpu/knn/int8.ts) and those rows are multiplied in float32, at about twice the float32 rate; 32: float32 SGEMM
+   * products throughout
    */
   screenBits?: number;
 }
@@ -296,13 +298,14 @@ function productAboveModel(dim: number): OnnxModel {
 }
 
 /**
- * Graph of one 8-bit list product, screened and rescored. Integer products `S = (D8[I] − 128) · XT` of the uint8
- * query rows (offset 128) and the list's int8 rows, given transposed (dim × c, {@linkcode Int8Base}: no gather, no
- * transpose per product); the rows of S whose largest product reaches their threshold T, and within those the
- * positions of `S[i, j] ≥ T[i]` (NonZero over the whole block cost as much as the product); their exact float32
- * similarities `V = Σ D[I[i]] ⊙ B[J[j]]` from the float32 rows, gathered for the screened pairs only. T and T1 are
- * the same thresholds shaped b × 1 and b. Outputs: H (the block rows with hits), P (2 × count: index into H, list
- * column; row-major order), V.
+ * Graph of one 8-bit list product, screened, then exact on the rows it keeps. Integer products
+ * `S = (D8[I] − 128) · XT` of the uint8 query rows (offset 128) and the list's int8 rows, given transposed (dim × c,
+ * {@linkcode Int8Base}: no gather, no transpose per product); the block rows whose largest product reaches their
+ * integer threshold T (the hit rows H, ~6 % of them at scale-9 geometry; NonZero over the whole block cost as much as
+ * the product) are multiplied by the list's float32 rows in one SGEMM, `F = D[I[H]] · B[J]ᵀ`, and F comes back whole
+ * for TypeScript to offer (a pair-by-pair rescoring of the screened pairs — gather both rows, multiply, sum — cost as
+ * much as the integer product; thresholding F in the graph, a NonZero and four more nodes, more than the offers).
+ * Outputs: H (hit rows, int32), F (h × c).
  */
 function productScreenedModel(dim: number): OnnxModel {
   const gather = (data: string, at: string, out: string) => ({
@@ -316,24 +319,14 @@ function productScreenedModel(dim: number): OnnxModel {
       gather("D8", "I", "Q"),
       { op: "MatMulInteger", inputs: ["Q", "XT", "zero"], outputs: ["S"] },
       { op: "ReduceMax", inputs: ["S"], outputs: ["M"], attrs: { axes: [1], keepdims: 0 } },
-      { op: "GreaterOrEqual", inputs: ["M", "T1"], outputs: ["rowHit"] },
+      { op: "GreaterOrEqual", inputs: ["M", "T"], outputs: ["rowHit"] },
       { op: "NonZero", inputs: ["rowHit"], outputs: ["hitRows2"] },
       { op: "Squeeze", inputs: ["hitRows2", "axis0"], outputs: ["hitRows"] },
-      gather("S", "hitRows", "SH"),
-      gather("T", "hitRows", "TH"),
-      { op: "GreaterOrEqual", inputs: ["SH", "TH"], outputs: ["keep"] },
-      { op: "NonZero", inputs: ["keep"], outputs: ["pos"] },
-      gather("pos", "row", "h"),
-      gather("pos", "col", "c"),
-      gather("hitRows", "h", "r"),
-      gather("I", "r", "qi"),
-      gather("J", "c", "bi"),
-      gather("D", "qi", "QR"),
-      gather("B", "bi", "XR"),
-      { op: "Mul", inputs: ["QR", "XR"], outputs: ["QX"] },
-      { op: "ReduceSum", inputs: ["QX", "axis1"], outputs: ["V"], attrs: { keepdims: 0 } },
+      gather("I", "hitRows", "qi"),
+      gather("D", "qi", "QH"),
+      gather("B", "J", "X"),
+      { op: "Gemm", inputs: ["QH", "X"], outputs: ["F"], attrs: { transB: 1 } },
       { op: "Cast", inputs: ["hitRows"], outputs: ["H"], attrs: { to: I32 } },
-      { op: "Cast", inputs: ["pos"], outputs: ["P"], attrs: { to: I32 } },
     ],
     inputs: [
       { name: "D", type: F32, dims: ["n", dim] },
@@ -342,21 +335,13 @@ function productScreenedModel(dim: number): OnnxModel {
       { name: "B", type: F32, dims: ["N", dim] },
       { name: "XT", type: OnnxType.INT8, dims: [dim, "c"] },
       { name: "J", type: I32, dims: ["c"] },
-      { name: "T", type: I32, dims: ["b", 1] },
-      { name: "T1", type: I32, dims: ["b"] },
+      { name: "T", type: I32, dims: ["b"] },
     ],
     initializers: [
       { name: "zero", type: OnnxType.UINT8, dims: [], data: Uint8Array.of(128) },
-      { name: "row", type: OnnxType.INT64, dims: [], data: BigInt64Array.of(0n) },
-      { name: "col", type: OnnxType.INT64, dims: [], data: BigInt64Array.of(1n) },
       int64Initializer("axis0", [0]),
-      int64Initializer("axis1", [1]),
     ],
-    outputs: [
-      { name: "H", type: I32, dims: ["h"] },
-      { name: "P", type: I32, dims: [2, "count"] },
-      { name: "V", type: F32, dims: ["count"] },
-    ],
+    outputs: [{ name: "H", type: I32, dims: ["h"] }, { name: "F", type: F32, dims: ["h", "c"] }],
   };
 }
 
@@ -508,17 +493,18 @@ class IvfSessions {
   }
 
   /**
-   * The pairs of `D[ids] · B[list]ᵀ` whose 8-bit products `(D8[ids] − 128) · XT` are at or above their row's integer
-   * threshold `t[i]`, with their float32 similarities: block rows, list columns, similarities (row-major order). D, B:
-   * {@linkcode rowsTensor}; D8: {@linkcode queryRows8Tensor}; XT: the list's int8 rows transposed (dim × list length).
+   * The rows of `D[ids] · B[list]ᵀ` whose largest 8-bit product `(D8[ids] − 128) · XT` reaches their integer
+   * threshold `t[i]` ({@linkcode productScreenedModel}): their block rows and their products (rows × list length,
+   * float32). D, B: {@linkcode rowsTensor}; D8: {@linkcode queryRows8Tensor}; XT: the list's int8 rows transposed
+   * (dim × list length).
    */
   async multiplyScreened(
     d: { rows: OrtTensor; rows8: OrtTensor },
     ids: Int32Array,
     opts: { base: OrtTensor; listT: Int8Array; list: Int32Array; t: Int32Array },
-  ): Promise<{ rows: Int32Array; cols: Int32Array; sims: Float32Array }> {
+  ): Promise<{ rows: Int32Array; sims: Float32Array }> {
     const { Tensor } = this.rt.ort;
-    const { list, t } = opts;
+    const { list } = opts;
     const b = ids.length;
     const out = await this.sessions.productScreened.run({
       D: d.rows,
@@ -527,13 +513,9 @@ class IvfSessions {
       B: opts.base,
       XT: new Tensor("int8", opts.listT, [this.dim, list.length]),
       J: new Tensor("int32", list, [list.length]),
-      T: new Tensor("int32", t, [b, 1]),
-      T1: new Tensor("int32", t, [b]),
+      T: new Tensor("int32", opts.t, [b]),
     });
-    const h = out.H!.data as Int32Array, p = out.P!.data as Int32Array, count = p.length / 2;
-    const rows = new Int32Array(count);
-    for (let i = 0; i < count; i++) rows[i] = h[p[i]!]!;
-    return { rows, cols: p.subarray(count), sims: out.V!.data as Float32Array };
+    return { rows: out.H!.data as Int32Array, sims: out.F!.data as Float32Array };
   }
 
   /** `rows` quantized query rows (uint8, offset 128) as a tensor the 8-bit products gather from. */
@@ -895,7 +877,7 @@ async function scanPass(state: ScanState, probing: ListGroups, above: boolean): 
 
 /**
  * One block of a later pass through the 8-bit screen: integer thresholds from the rows' current thresholds and the
- * list's norms, the screened pairs rescored exactly and offered.
+ * list's norms; the float32 products of the rows that pass the screen are offered.
  */
 async function screenedProducts(
   state: ScanState,
@@ -917,17 +899,15 @@ async function screenedProducts(
       listEmax,
     });
   }
-  const { rows, cols, sims } = await sessions.multiplyScreened(
+  const { rows, sims } = await sessions.multiplyScreened(
     { rows: state.queryRows, rows8: sc.queryRows },
     queryIds.subarray(b0, b1),
-    {
-      base: state.baseRows,
-      listT: sc.listsT.subarray(l0 * dim, l1 * dim),
-      list,
-      t: sc.tbuf.subarray(0, b1 - b0),
-    },
+    { base: state.baseRows, listT: sc.listsT.subarray(l0 * dim, l1 * dim), list, t: sc.tbuf.subarray(0, b1 - b0) },
   );
-  for (let t = 0; t < sims.length; t++) top.offer(queryIds[b0 + rows[t]!]!, sims[t]!, lists.members[l0 + cols[t]!]!);
+  const len = l1 - l0;
+  for (let h = 0; h < rows.length; h++) {
+    top.offerGathered(queryIds[b0 + rows[h]!]!, sims, { off: h * len, len, ids: lists.members, idOff: l0 });
+  }
 }
 
 /**
@@ -1058,16 +1038,27 @@ export async function buildIvfIndex(
 /**
  * Default query rows of one search chunk. Every chunk is ranked and scanned (both passes) on its own, so a row's
  * result depends only on the index and its chunk's rows, and chunks start at absolute multiples of this: a shard of
- * whole chunks computes exactly the unsharded run's rows. Large enough that the list products stay matrix products
- * (4 rows per list, at least 8192: ≥ 8 query rows per list in the first pass), small enough for shards (at part1
- * scale, nlist 9170: 36864 rows, 16 chunks) and for the second pass's index arrays ((nprobe − 2) ids per row, at
- * most 2²⁵ entries: 128 MiB; at the seed's largest scale 58,624 rows, ~1,200 queries per list product, where 2²⁴
- * gave ~600 and the 8-bit products' fixed costs weighed more). Multiples of 256; depends on nlist and nprobe only.
+ * whole chunks computes exactly the unsharded run's rows. Sized for the first pass, whose products are a list's rows
+ * times the chunk's queries probing it at its two nearest ranks: 16·nlist rows give ~32 queries a product (at the
+ * seed's largest scale, chunks of 58,624 rows gave 4 and the first pass was onnxruntime's fixed cost per run: 430 of
+ * its 3,972 s). At least 8192 rows; at most 2²⁸ probe ids per chunk (512 MiB as 16-bit ids where a shard ranks its
+ * chunk's probes). The later pass goes through a chunk in blocks of {@linkcode scanBlockRows}. Multiples of 256;
+ * depends on nlist and nprobe only.
  */
 export function defaultChunkRows(nlist: number, nprobe: number): number {
+  const wanted = Math.max(8192, Math.ceil((16 * nlist) / 256) * 256);
+  return Math.max(256, Math.min(wanted, Math.floor(2 ** 28 / nprobe / 256) * 256));
+}
+
+/**
+ * Query rows of one block of the later pass within a chunk: its index arrays hold (nprobe − 2) ids per row, at most
+ * 2²⁶ entries (256 MiB); at the seed's largest scale 117,248 rows, ~2,400 queries per list product (half that cost
+ * ~8 % more time: the 8-bit products' fixed costs). The block's product shapes depend on the chunk and the index
+ * only, so shards stay exact. Multiples of 256.
+ */
+export function scanBlockRows(nprobe: number): number {
   const later = Math.max(1, nprobe - FIRST_PASS_PROBES);
-  const wanted = Math.max(8192, Math.ceil((4 * nlist) / 256) * 256);
-  return Math.max(256, Math.min(wanted, Math.floor((1 << 25) / later / 256) * 256));
+  return Math.max(256, Math.floor(2 ** 26 / later / 256) * 256);
 }
 
 /** What {@linkcode searchIvf} returns beyond the rows. */
@@ -1100,6 +1091,8 @@ export interface IvfSearchOptions {
    * `keepProbes`), used instead of ranking again — the same ids the search would compute
    */
   probes?: Uint16Array | Int32Array | null;
+  /** query rows of one later-pass block (default {@linkcode scanBlockRows}; the rows do not depend on it) */
+  scanRows?: number;
   onProgress?: (fraction: number) => void;
 }
 
@@ -1165,7 +1158,8 @@ export async function searchIvf(
     const rank = kept
       ? null
       : probeRanker(sessions, { centroids: index.centroids, nlist, base, screenBits: index.params.screenBits });
-    const split = Math.min(nprobe, FIRST_PASS_PROBES);
+    const split = Math.min(nprobe, FIRST_PASS_PROBES), scanRows = options.scanRows ?? scanBlockRows(nprobe);
+    if (!(Number.isInteger(scanRows) && scanRows >= 1)) throw new LtcError(`ivf: scanRows must be a positive integer`);
     let scanned = 0, done = 0;
     for (let c0 = start; c0 < end; c0 += chunk) {
       const c1 = Math.min(end, c0 + chunk), nq = c1 - c0;
@@ -1195,12 +1189,16 @@ export async function searchIvf(
           options.onProgress?.(Math.min(1, (c0 - start + nq * (total ? Math.min(1, done / total) : 1)) / rows));
         },
       };
-      const group = (from: number, to: number) =>
-        groupByList(probes, { nlist, stride: nprobe, from, to, r0: 0, r1: nq });
+      const group = (from: number, to: number, r0 = 0, r1 = nq) =>
+        groupByList(probes, { nlist, stride: nprobe, from, to, r0, r1 });
       // first pass: the chunk's nearest lists, then the other probes with the thresholds they left
       await scanPass(state, group(0, split), false);
       const t2 = performance.now();
-      if (split < nprobe) await scanPass(state, group(split, nprobe), true);
+      if (split < nprobe) {
+        for (let s0 = 0; s0 < nq; s0 += scanRows) {
+          await scanPass(state, group(split, nprobe, s0, Math.min(nq, s0 + scanRows)), true);
+        }
+      }
       top.finishInto(nbrs, dists, c0 - start);
       done = 0;
       const t3 = performance.now();

@@ -52,6 +52,8 @@ export class RowTopK {
   readonly sims: Float32Array;
   /** heap ids, rows × k */
   readonly ids: Int32Array;
+  /** each row's heap root similarity (`sims[row · k]`), kept compact for {@linkcode threshold} */
+  #roots: Float32Array;
 
   /** @param rows number of query rows; @param k neighbours kept per row */
   constructor(rows: number, k: number) {
@@ -59,11 +61,16 @@ export class RowTopK {
     this.k = k;
     this.sims = new Float32Array(rows * k).fill(-Infinity);
     this.ids = new Int32Array(rows * k).fill(EMPTY_ID);
+    this.#roots = new Float32Array(rows).fill(-Infinity);
   }
 
-  /** Current admission threshold of a row: its worst kept similarity (−∞ while not full). */
+  /**
+   * Current admission threshold of a row: its worst kept similarity (−∞ while not full). Read from a copy of the
+   * heap roots, rows × 4 bytes: the IVF scan reads thousands of rows' thresholds per list product, and a heap root
+   * is a cache miss in the rows × k buffers.
+   */
   threshold(row: number): number {
-    return this.sims[row * this.k]!;
+    return this.#roots[row]!;
   }
 
   /** Offer one candidate to a row. */
@@ -71,7 +78,7 @@ export class RowTopK {
     const base = row * this.k;
     const rs = this.sims[base]!;
     if (sim < rs || (sim === rs && id >= this.ids[base]!)) return;
-    this.#replaceRoot(base, sim, id);
+    this.#replaceRoot(row, base, sim, id);
   }
 
   /**
@@ -88,7 +95,7 @@ export class RowTopK {
       if (s < thr) continue;
       const id = idBase + t;
       if (s === thr && id >= this.ids[base]!) continue;
-      this.#replaceRoot(base, s, id);
+      this.#replaceRoot(row, base, s, id);
       thr = hs[base]!;
     }
   }
@@ -111,7 +118,7 @@ export class RowTopK {
       if (s < thr) continue;
       const id = ids[idOff + t]!;
       if (s === thr && id >= hi[base]!) continue;
-      this.#replaceRoot(base, s, id);
+      this.#replaceRoot(row, base, s, id);
       thr = hs[base]!;
     }
   }
@@ -129,12 +136,12 @@ export class RowTopK {
         const s = sims[o]!;
         const rs = this.sims[base]!;
         if (s < rs || (s === rs && id >= this.ids[base]!)) continue;
-        this.#replaceRoot(base, s, id);
+        this.#replaceRoot(row, base, s, id);
       }
     }
   }
 
-  #replaceRoot(base: number, sim: number, id: number): void {
+  #replaceRoot(row: number, base: number, sim: number, id: number): void {
     const hs = this.sims;
     const hi = this.ids;
     const k = this.k;
@@ -158,6 +165,7 @@ export class RowTopK {
     }
     hs[base + pos] = sim;
     hi[base + pos] = id;
+    this.#roots[row] = hs[base]!;
   }
 
   /**
