@@ -31,21 +31,23 @@
  * the list's float32 rows in one SGEMM. On the same probes the rows equal the float32 scan's but for the last bit of
  * a similarity (an SGEMM of another shape) and so the order of near-ties (tests/int8_test.ts). Probe ranking: rows
  * and centroids rounded, TopK over the integer products — centroids within the rounding of each other may swap
- * ranks, which moves a row's list or last probes now and then (recall unchanged in tests and benchmarks). On 1M rows of the scale-9 features at scale-9
- * list geometry (lists of ~190 rows; float32 and 8-bit alternating in one process, figures in issue #13's note) the
- * second pass took ~0.6 and the ranking ~0.65 of their float32 times. `screenBits` 32 keeps float32 products
+ * ranks, which moves a row's list or last probes now and then (recall unchanged in tests and benchmarks). On 1M rows
+ * of the scale-9 features at scale-9 list geometry (lists of ~190 rows; float32 and 8-bit alternating in one
+ * process, figures in issue #13's note) the second pass took ~0.6 and the ranking ~0.65 of their float32 times
+ * (commit 26ea8a2, when the screened pairs were rescored one by one). `screenBits` 32 keeps float32 products
  * throughout (and with `nprobe = nlist` exact search's rows, bit for bit below 128 dimensions).
  *
  * Centroid ranking: one Gemm → TopK graph (TopK keeps the lower index among equal values), used for the k-means
  * assignments, and (float32 or 8-bit, {@linkcode probeRanker}) for the base rows' lists and the queries' probes.
- * When the queries are the base rows, a row's own list is put first among its probes, so a row always finds itself (as faiss's IVF does). The base rows' lists come from
- * ranking them chunk by chunk as a self search ranks its probes (a row's list is its first probe), so an unsharded
- * self search reuses those ranks instead of computing every row's similarities to all centroids twice.
+ * When the queries are the base rows, a row's own list is put first among its probes, so a row always finds itself
+ * (as faiss's IVF does). The base rows' lists come from ranking them chunk by chunk as a self search ranks its
+ * probes (a row's list is its first probe), so an unsharded self search reuses those ranks instead of computing every
+ * row's similarities to all centroids twice.
  *
  * Defaults (nlist = 12·√N, nprobe = nlist / 48 but at least 32, 16 training rows per list, coarse = √nlist, 2 flat
- * iterations after the start) were
- * chosen on the synthetic benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against exact search at 98K and 584K rows
- * (bench/ivf.ts; 584K: nlist 9170, nprobe 192, recall 0.9917, 2.1 % of all pairs scanned). Its identities have
+ * iterations after the start) were chosen on the synthetic benchmark (stages/synth.ts) for recall@80 ≥ 0.99 against
+ * exact search at 98K and 584K rows (bench/ivf.ts; 584K: nlist 9170, nprobe 192, recall 0.9917, 2.1 % of all pairs
+ * scanned). Its identities have
  * several modes (pose-like directions shared by everyone), and a row's last neighbours are often rows of other
  * identities in the same mode: lists fine enough to separate modes (≈ 64 rows at 584K) let the ranking find them,
  * where coarse lists (4·√N = 3057 lists at 584K) need 15 % of all lists (16 % of all pairs) for the same recall.
@@ -1052,7 +1054,7 @@ export function defaultChunkRows(nlist: number, nprobe: number): number {
 
 /**
  * Query rows of one block of the later pass within a chunk: its index arrays hold (nprobe − 2) ids per row, at most
- * 2²⁶ entries (256 MiB); at the seed's largest scale 117,248 rows, ~2,400 queries per list product (half that cost
+ * 2²⁶ entries (256 MiB); at the seed's largest scale 117,504 rows, ~2,400 queries per list product (half that cost
  * ~8 % more time: the 8-bit products' fixed costs). The block's product shapes depend on the chunk and the index
  * only, so shards stay exact. Multiples of 256.
  */
@@ -1130,6 +1132,8 @@ export async function searchIvf(
       `ivf: rows [${start}, ${end}) are not a non-empty range of whole ${chunk}-row chunks of the ${queries.n} rows`,
     );
   }
+  const scanRows = options.scanRows ?? scanBlockRows(nprobe);
+  if (!(Number.isInteger(scanRows) && scanRows >= 1)) throw new LtcError(`ivf: scanRows must be a positive integer`);
   const sessions = await IvfSessions.create(dim);
   try {
     const lists = groupByList(index.lists, { nlist, stride: 1, from: 0, to: 1, r0: 0, r1: base.n });
@@ -1158,8 +1162,7 @@ export async function searchIvf(
     const rank = kept
       ? null
       : probeRanker(sessions, { centroids: index.centroids, nlist, base, screenBits: index.params.screenBits });
-    const split = Math.min(nprobe, FIRST_PASS_PROBES), scanRows = options.scanRows ?? scanBlockRows(nprobe);
-    if (!(Number.isInteger(scanRows) && scanRows >= 1)) throw new LtcError(`ivf: scanRows must be a positive integer`);
+    const split = Math.min(nprobe, FIRST_PASS_PROBES);
     let scanned = 0, done = 0;
     for (let c0 = start; c0 < end; c0 += chunk) {
       const c1 = Math.min(end, c0 + chunk), nq = c1 - c0;
